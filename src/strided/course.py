@@ -1,0 +1,451 @@
+"""The course's step-by-step convolutional network, as plain loops over pixels.
+
+This module is the *teaching reference* of ``strided``: the functions of the classic
+CNN course assignment "Convolutional Model: step by step" (Andrew Ng, deeplearning.ai),
+with the course's exact names and signatures and the course's NHWC layout:
+
+* activations ``A`` have shape ``(m, n_H, n_W, n_C)`` (examples, height, width,
+  channels);
+* conv weights ``W`` have shape ``(f, f, n_C_prev, n_C)`` (HWIO) and biases ``b``
+  have shape ``(1, 1, 1, n_C)`` as in the course (``(n_C,)`` is accepted too);
+* ``hparameters`` is a dict: ``{"stride": s, "pad": p}`` for convolution,
+  ``{"f": f, "stride": s}`` for pooling.
+
+Output size of a convolution or pooling layer (course formula)::
+
+    n_H = floor((n_H_prev + 2 * pad - f) / stride) + 1      (pad = 0 for pooling)
+
+Clarity is preferred over speed: every function loops over examples, output pixels
+and channels in Python and only the innermost ``f x f`` window is vectorised with
+NumPy (``np.sum(a_slice * W)``).  The fast, vectorised engine
+(:mod:`strided.functional`) is tested against these functions, and these functions
+are themselves tested against PyTorch and against central finite differences.
+
+Differences from the assignment's reference solution (both deliberate):
+
+* ``conv_backward`` crops the padded gradient with ``pad:pad + n_H_prev`` instead of
+  ``pad:-pad``, so it is right for every ``pad`` including ``pad = 0`` (where
+  ``x[0:-0]`` would be empty).
+* **Tie rule of max pooling.**  The course's ``create_mask_from_window`` returns
+  ``x == np.max(x)``, which gives the full upstream gradient to *every* tied maximum
+  (so the gradient is counted several times).  Here the mask marks **only the first
+  maximum in row-major order** (``np.argmax``), which is what PyTorch's
+  ``max_pool2d`` backward does: it routes the gradient to the single index it
+  recorded in the forward pass, the first maximum it met scanning rows then columns.
+  Without ties both rules agree.
+
+Wrong ranks, mismatched shapes or channels and unknown modes raise ``ValueError``
+with a message quoting the value received.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = [
+    "zero_pad",
+    "conv_single_step",
+    "conv_forward",
+    "conv_backward",
+    "create_mask_from_window",
+    "distribute_value",
+    "pool_forward",
+    "pool_backward",
+]
+
+_POOL_MODES = ("max", "average")
+
+
+# --------------------------------------------------------------------------- checks
+def _check_rank(name, x, ndim, layout, func):
+    x = np.asarray(x)
+    if x.ndim != ndim:
+        raise ValueError(
+            f"{func}: {name} must be {ndim}-D {layout}; received {name} with shape "
+            f"{x.shape} ({x.ndim}-D)"
+        )
+    return x
+
+
+def _check_int(name, value, minimum, func):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(
+            f"{func}: {name} must be an integer >= {minimum}; received {name}={value!r}"
+        )
+    return int(value)
+
+
+def _get_hparam(hparameters, key, func):
+    try:
+        return hparameters[key]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"{func}: hparameters must be a dict with key {key!r}; "
+            f"received hparameters={hparameters!r}"
+        ) from None
+
+
+def _check_mode(mode, func):
+    if mode not in _POOL_MODES:
+        raise ValueError(
+            f"{func}: mode must be 'max' or 'average'; received mode={mode!r}"
+        )
+    return mode
+
+
+def _out_size(n_prev, f, pad, stride, func, what):
+    n = (n_prev + 2 * pad - f) // stride + 1
+    if n_prev + 2 * pad < f:
+        raise ValueError(
+            f"{func}: window f={f} does not fit the padded input: {what}={n_prev} "
+            f"with pad={pad} gives {n_prev + 2 * pad} < f"
+        )
+    return n
+
+
+def _bias_vector(b, n_C, func):
+    """Return b as a flat ``(n_C,)`` vector; accepts (1, 1, 1, n_C) or (n_C,)."""
+    b = np.asarray(b)
+    if b.shape not in ((1, 1, 1, n_C), (n_C,)):
+        raise ValueError(
+            f"{func}: b must have shape (1, 1, 1, {n_C}) or ({n_C},) to match "
+            f"W's n_C={n_C}; received b with shape {b.shape}"
+        )
+    return b.reshape(n_C)
+
+
+# --------------------------------------------------------------------------- padding
+def zero_pad(X, pad):
+    """Pad the height and width of every image of ``X`` with zeros.
+
+    Shapes: ``X`` is ``(m, n_H, n_W, n_C)``; the result is
+    ``(m, n_H + 2*pad, n_W + 2*pad, n_C)`` with ``X`` in the centre::
+
+        X_pad[:, pad:pad + n_H, pad:pad + n_W, :] = X,   zeros elsewhere
+
+    Example::
+
+        >>> zero_pad(np.ones((4, 3, 3, 2)), 3).shape
+        (4, 9, 9, 2)
+    """
+    X = _check_rank("X", X, 4, "(m, n_H, n_W, n_C)", "zero_pad")
+    pad = _check_int("pad", pad, 0, "zero_pad")
+    return np.pad(X, ((0, 0), (pad, pad), (pad, pad), (0, 0)),
+                  mode="constant", constant_values=0)
+
+
+# --------------------------------------------------------------------------- convolution
+def conv_single_step(a_slice_prev, W, b):
+    """Apply one filter to one window: ``Z = sum(a_slice_prev * W) + b``.
+
+    Shapes: ``a_slice_prev`` and ``W`` are both ``(f, f, n_C_prev)``; ``b`` is a
+    scalar or any array of one element (the course passes ``(1, 1, 1)``).
+    Returns a Python float.
+
+    Example::
+
+        >>> conv_single_step(np.ones((2, 2, 3)), 2 * np.ones((2, 2, 3)), 1.0)
+        25.0
+    """
+    a_slice_prev = np.asarray(a_slice_prev)
+    W = np.asarray(W)
+    if a_slice_prev.shape != W.shape:
+        raise ValueError(
+            "conv_single_step: a_slice_prev and W must have the same shape "
+            f"(f, f, n_C_prev); received a_slice_prev.shape={a_slice_prev.shape}, "
+            f"W.shape={W.shape}"
+        )
+    b = np.asarray(b)
+    if b.size != 1:
+        raise ValueError(
+            f"conv_single_step: b must hold a single number; received b with shape {b.shape}"
+        )
+    s = np.sum(a_slice_prev * W)           # element-wise product, summed over the window
+    return float(s) + float(b.reshape(()))
+
+
+def conv_forward(A_prev, W, b, hparameters):
+    """Forward pass of a convolution layer (cross-correlation, no kernel flip).
+
+    Shapes:
+        A_prev: ``(m, n_H_prev, n_W_prev, n_C_prev)``
+        W:      ``(f, f, n_C_prev, n_C)`` (HWIO; a rectangular ``(f_h, f_w, ...)``
+                window works too)
+        b:      ``(1, 1, 1, n_C)`` as in the course, or ``(n_C,)``
+        hparameters: ``{"stride": s, "pad": p}``
+    Returns ``(Z, cache)`` with ``Z`` of shape ``(m, n_H, n_W, n_C)``::
+
+        n_H = floor((n_H_prev + 2p - f) / s) + 1,   n_W likewise
+        Z[i, h, w, c] = sum(A_pad[i, h*s : h*s + f, w*s : w*s + f, :] * W[..., c]) + b[c]
+
+    where ``A_pad = zero_pad(A_prev, p)``; ``cache = (A_prev, W, b, hparameters)``.
+
+    Example::
+
+        >>> A = np.random.randn(2, 5, 7, 4); W = np.random.randn(3, 3, 4, 8)
+        >>> Z, cache = conv_forward(A, W, np.zeros((1, 1, 1, 8)), {"stride": 2, "pad": 1})
+        >>> Z.shape
+        (2, 3, 4, 8)
+    """
+    func = "conv_forward"
+    A_prev = _check_rank("A_prev", A_prev, 4, "(m, n_H_prev, n_W_prev, n_C_prev)", func)
+    W = _check_rank("W", W, 4, "(f, f, n_C_prev, n_C)", func)
+    (m, n_H_prev, n_W_prev, n_C_prev) = A_prev.shape
+    (f_h, f_w, n_C_prev_W, n_C) = W.shape
+    if n_C_prev_W != n_C_prev:
+        raise ValueError(
+            f"{func}: W expects n_C_prev={n_C_prev_W} input channels but A_prev has "
+            f"{n_C_prev}; received W.shape={W.shape}, A_prev.shape={A_prev.shape}"
+        )
+    b_vec = _bias_vector(b, n_C, func)
+    stride = _check_int("stride", _get_hparam(hparameters, "stride", func), 1, func)
+    pad = _check_int("pad", _get_hparam(hparameters, "pad", func), 0, func)
+
+    n_H = _out_size(n_H_prev, f_h, pad, stride, func, "n_H_prev")
+    n_W = _out_size(n_W_prev, f_w, pad, stride, func, "n_W_prev")
+
+    dtype = np.result_type(A_prev.dtype, W.dtype, np.float32)
+    Z = np.zeros((m, n_H, n_W, n_C), dtype=dtype)
+    A_prev_pad = zero_pad(A_prev, pad)
+
+    for i in range(m):                               # loop over the batch of examples
+        a_prev_pad = A_prev_pad[i]
+        for h in range(n_H):                         # loop over output rows
+            vert_start = h * stride
+            vert_end = vert_start + f_h
+            for w in range(n_W):                     # loop over output columns
+                horiz_start = w * stride
+                horiz_end = horiz_start + f_w
+                a_slice_prev = a_prev_pad[vert_start:vert_end, horiz_start:horiz_end, :]
+                for c in range(n_C):                 # loop over filters (output channels)
+                    Z[i, h, w, c] = conv_single_step(a_slice_prev, W[:, :, :, c], b_vec[c])
+
+    cache = (A_prev, W, b, hparameters)
+    return Z, cache
+
+
+def conv_backward(dZ, cache):
+    """Backward pass of :func:`conv_forward`.
+
+    Shapes: ``dZ`` is ``(m, n_H, n_W, n_C)`` (gradient of the cost w.r.t. ``Z``);
+    ``cache`` is the ``(A_prev, W, b, hparameters)`` returned by :func:`conv_forward`.
+    Returns ``(dA_prev, dW, db)`` with the shapes of ``A_prev``, ``W`` and ``b``::
+
+        dA_pad[i, h*s : h*s+f, w*s : w*s+f, :] += W[..., c] * dZ[i, h, w, c]
+        dW[..., c]                             += a_slice   * dZ[i, h, w, c]
+        db[c]                                  += dZ[i, h, w, c]
+
+    summed over every ``i, h, w, c``; ``dA_prev`` is ``dA_pad`` without its border
+    (``dA_pad[:, p:p + n_H_prev, p:p + n_W_prev, :]``, right for ``p = 0`` too).
+    """
+    func = "conv_backward"
+    try:
+        (A_prev, W, b, hparameters) = cache
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{func}: cache must be the (A_prev, W, b, hparameters) tuple returned by "
+            f"conv_forward; received {type(cache).__name__}"
+        ) from None
+    A_prev = _check_rank("A_prev", A_prev, 4, "(m, n_H_prev, n_W_prev, n_C_prev)", func)
+    W = _check_rank("W", W, 4, "(f, f, n_C_prev, n_C)", func)
+    dZ = _check_rank("dZ", dZ, 4, "(m, n_H, n_W, n_C)", func)
+    (m, n_H_prev, n_W_prev, n_C_prev) = A_prev.shape
+    (f_h, f_w, _, n_C) = W.shape
+    b_shape = np.shape(b)
+    _bias_vector(b, n_C, func)
+    stride = _check_int("stride", _get_hparam(hparameters, "stride", func), 1, func)
+    pad = _check_int("pad", _get_hparam(hparameters, "pad", func), 0, func)
+    n_H = _out_size(n_H_prev, f_h, pad, stride, func, "n_H_prev")
+    n_W = _out_size(n_W_prev, f_w, pad, stride, func, "n_W_prev")
+    if dZ.shape != (m, n_H, n_W, n_C):
+        raise ValueError(
+            f"{func}: dZ must have the shape of Z, {(m, n_H, n_W, n_C)}; "
+            f"received dZ with shape {dZ.shape}"
+        )
+
+    dtype = np.result_type(A_prev.dtype, W.dtype, dZ.dtype, np.float32)
+    dA_prev = np.zeros(A_prev.shape, dtype=dtype)
+    dW = np.zeros(W.shape, dtype=dtype)
+    db = np.zeros((n_C,), dtype=dtype)
+
+    A_prev_pad = zero_pad(A_prev, pad)
+    dA_prev_pad = zero_pad(dA_prev, pad)
+
+    for i in range(m):
+        a_prev_pad = A_prev_pad[i]
+        da_prev_pad = dA_prev_pad[i]                 # a view: updates land in dA_prev_pad
+        for h in range(n_H):
+            vert_start = h * stride
+            vert_end = vert_start + f_h
+            for w in range(n_W):
+                horiz_start = w * stride
+                horiz_end = horiz_start + f_w
+                a_slice = a_prev_pad[vert_start:vert_end, horiz_start:horiz_end, :]
+                for c in range(n_C):
+                    g = dZ[i, h, w, c]
+                    da_prev_pad[vert_start:vert_end, horiz_start:horiz_end, :] += W[:, :, :, c] * g
+                    dW[:, :, :, c] += a_slice * g
+                    db[c] += g
+        # Crop the zero border.  The course writes da_prev_pad[pad:-pad, pad:-pad, :],
+        # which is empty for pad = 0; an explicit end index works for every pad.
+        dA_prev[i, :, :, :] = da_prev_pad[pad:pad + n_H_prev, pad:pad + n_W_prev, :]
+
+    return dA_prev, dW, db.reshape(b_shape)
+
+
+# --------------------------------------------------------------------------- pooling
+def pool_forward(A_prev, hparameters, mode="max"):
+    """Forward pass of a pooling layer (no padding, as in the course).
+
+    Shapes: ``A_prev`` is ``(m, n_H_prev, n_W_prev, n_C)``; ``hparameters`` is
+    ``{"f": f, "stride": s}``; ``mode`` is ``"max"`` or ``"average"``.
+    Returns ``(A, cache)`` with ``A`` of shape ``(m, n_H, n_W, n_C)``::
+
+        n_H = floor((n_H_prev - f) / s) + 1,   n_W likewise
+        A[i, h, w, c] = max  (A_prev[i, h*s : h*s+f, w*s : w*s+f, c])   (mode="max")
+                      = mean (A_prev[i, h*s : h*s+f, w*s : w*s+f, c])   (mode="average")
+
+    and ``cache = (A_prev, hparameters)``.
+    """
+    func = "pool_forward"
+    _check_mode(mode, func)
+    A_prev = _check_rank("A_prev", A_prev, 4, "(m, n_H_prev, n_W_prev, n_C)", func)
+    f = _check_int("f", _get_hparam(hparameters, "f", func), 1, func)
+    stride = _check_int("stride", _get_hparam(hparameters, "stride", func), 1, func)
+    (m, n_H_prev, n_W_prev, n_C) = A_prev.shape
+    n_H = _out_size(n_H_prev, f, 0, stride, func, "n_H_prev")
+    n_W = _out_size(n_W_prev, f, 0, stride, func, "n_W_prev")
+
+    dtype = np.result_type(A_prev.dtype, np.float32)
+    A = np.zeros((m, n_H, n_W, n_C), dtype=dtype)
+    for i in range(m):
+        for h in range(n_H):
+            vert_start = h * stride
+            vert_end = vert_start + f
+            for w in range(n_W):
+                horiz_start = w * stride
+                horiz_end = horiz_start + f
+                for c in range(n_C):
+                    a_prev_slice = A_prev[i, vert_start:vert_end, horiz_start:horiz_end, c]
+                    if mode == "max":
+                        A[i, h, w, c] = np.max(a_prev_slice)
+                    else:
+                        A[i, h, w, c] = np.mean(a_prev_slice)
+
+    cache = (A_prev, hparameters)
+    return A, cache
+
+
+def create_mask_from_window(x):
+    """Boolean mask of the maximum of the window ``x`` (used by max-pool backward).
+
+    Shape: ``x`` is ``(f, f)`` (any shape works); the mask has the same shape.
+
+    **Tie rule:** only the *first* maximum in row-major (C) order is marked::
+
+        mask = zeros_like(x, bool);  mask.flat[argmax(x)] = True
+
+    The course's ``x == np.max(x)`` marks every tied maximum, so each of them would
+    receive the full upstream gradient.  Marking the first one matches PyTorch's
+    ``max_pool2d`` backward, which sends the gradient to the one index it recorded
+    (the first maximum met scanning rows, then columns).  A NaN counts as the maximum
+    (``np.argmax`` picks the first NaN), as NaN propagates through PyTorch's max pool.
+
+    Example::
+
+        >>> create_mask_from_window(np.array([[1, 3], [3, 2]]))
+        array([[False,  True],
+               [False, False]])
+    """
+    x = np.asarray(x)
+    if x.size == 0:
+        raise ValueError(
+            f"create_mask_from_window: x must not be empty; received x with shape {x.shape}"
+        )
+    mask = np.zeros(x.shape, dtype=bool)
+    mask.flat[np.argmax(x)] = True
+    return mask
+
+
+def distribute_value(dz, shape):
+    """Spread ``dz`` evenly over a window of ``shape = (n_H, n_W)`` (average-pool backward).
+
+    Returns an array of that shape filled with ``dz / (n_H * n_W)``.
+
+    Example::
+
+        >>> distribute_value(2.0, (2, 2))
+        array([[0.5, 0.5],
+               [0.5, 0.5]])
+    """
+    try:
+        (n_H, n_W) = shape
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"distribute_value: shape must be a pair (n_H, n_W); received shape={shape!r}"
+        ) from None
+    n_H = _check_int("n_H", n_H, 1, "distribute_value")
+    n_W = _check_int("n_W", n_W, 1, "distribute_value")
+    average = dz / (n_H * n_W)
+    return np.ones((n_H, n_W)) * average
+
+
+def pool_backward(dA, cache, mode="max"):
+    """Backward pass of :func:`pool_forward`.
+
+    Shapes: ``dA`` is ``(m, n_H, n_W, n_C)``; ``cache`` is the ``(A_prev, hparameters)``
+    returned by :func:`pool_forward`. Returns ``dA_prev`` with the shape of ``A_prev``::
+
+        max:      dA_prev[i, window, c] += mask(window) * dA[i, h, w, c]
+        average:  dA_prev[i, window, c] += dA[i, h, w, c] / (f * f)
+
+    with ``window = h*s : h*s+f, w*s : w*s+f`` and ``mask`` from
+    :func:`create_mask_from_window` (first maximum only on ties).  Overlapping windows
+    (``stride < f``) add up.
+    """
+    func = "pool_backward"
+    _check_mode(mode, func)
+    try:
+        (A_prev, hparameters) = cache
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{func}: cache must be the (A_prev, hparameters) tuple returned by "
+            f"pool_forward; received {type(cache).__name__}"
+        ) from None
+    A_prev = _check_rank("A_prev", A_prev, 4, "(m, n_H_prev, n_W_prev, n_C)", func)
+    dA = _check_rank("dA", dA, 4, "(m, n_H, n_W, n_C)", func)
+    f = _check_int("f", _get_hparam(hparameters, "f", func), 1, func)
+    stride = _check_int("stride", _get_hparam(hparameters, "stride", func), 1, func)
+    (m, n_H_prev, n_W_prev, n_C) = A_prev.shape
+    n_H = _out_size(n_H_prev, f, 0, stride, func, "n_H_prev")
+    n_W = _out_size(n_W_prev, f, 0, stride, func, "n_W_prev")
+    if dA.shape != (m, n_H, n_W, n_C):
+        raise ValueError(
+            f"{func}: dA must have the shape of A, {(m, n_H, n_W, n_C)}; "
+            f"received dA with shape {dA.shape}"
+        )
+
+    dtype = np.result_type(A_prev.dtype, dA.dtype, np.float32)
+    dA_prev = np.zeros(A_prev.shape, dtype=dtype)
+    for i in range(m):
+        a_prev = A_prev[i]
+        for h in range(n_H):
+            vert_start = h * stride
+            vert_end = vert_start + f
+            for w in range(n_W):
+                horiz_start = w * stride
+                horiz_end = horiz_start + f
+                for c in range(n_C):
+                    if mode == "max":
+                        a_prev_slice = a_prev[vert_start:vert_end, horiz_start:horiz_end, c]
+                        mask = create_mask_from_window(a_prev_slice)
+                        dA_prev[i, vert_start:vert_end, horiz_start:horiz_end, c] += (
+                            mask * dA[i, h, w, c]
+                        )
+                    else:
+                        da = dA[i, h, w, c]
+                        dA_prev[i, vert_start:vert_end, horiz_start:horiz_end, c] += (
+                            distribute_value(da, (f, f))
+                        )
+    return dA_prev

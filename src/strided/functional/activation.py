@@ -1,0 +1,149 @@
+"""Activations and softmax, each forward next to its derivative.
+
+relu        y = max(x, 0)                       dy/dx = 1[x > 0]
+leaky_relu  y = x if x > 0 else slope*x          dy/dx = 1 or slope
+sigmoid     y = 1 / (1 + exp(-x))                dy/dx = y (1 - y)
+tanh        y = tanh(x)                          dy/dx = 1 - y^2
+softmax     y = exp(x - max) / sum(exp(x - max))  gx = y * (gy - sum(gy * y))
+log_softmax y = x - max - log(sum(exp(x - max)))  gx = gy - softmax * sum(gy)
+
+Subtracting the maximum keeps softmax and log_softmax finite for logits of +-1e4;
+sigmoid is evaluated on -|x| so exp never overflows.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Function, Tensor, as_tensor
+from .utils import check_float
+
+__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "swish", "relu6"]
+
+
+class ReLU(Function):
+    def forward(self, x):
+        y = np.maximum(x, 0)
+        self.y = y
+        return y
+
+    def backward(self, gy):
+        return gy * (self.y > 0)
+
+
+class LeakyReLU(Function):
+    def __init__(self, slope):
+        self.slope = slope
+
+    def forward(self, x):
+        self.positive = x > 0
+        return np.where(self.positive, x, x * self.slope)
+
+    def backward(self, gy):
+        return np.where(self.positive, gy, gy * self.slope)
+
+
+class ReLU6(Function):
+    def forward(self, x):
+        self.inside = (x > 0) & (x < 6)
+        return np.clip(x, 0, 6)
+
+    def backward(self, gy):
+        return gy * self.inside
+
+
+def stable_sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-x)) without overflow: uses exp(-|x|) <= 1."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        self.y = stable_sigmoid(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * self.y * (1 - self.y)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.y = np.tanh(x)
+        return self.y
+
+    def backward(self, gy):
+        return gy * (1 - self.y * self.y)
+
+
+class Softmax(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        e = np.exp(x - x.max(axis=self.axis, keepdims=True))
+        self.y = e / e.sum(axis=self.axis, keepdims=True)
+        return self.y
+
+    def backward(self, gy):
+        y = self.y
+        return y * (gy - (gy * y).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    def __init__(self, axis):
+        self.axis = axis
+
+    def forward(self, x):
+        shifted = x - x.max(axis=self.axis, keepdims=True)
+        y = shifted - np.log(np.exp(shifted).sum(axis=self.axis, keepdims=True))
+        self.y = y
+        return y
+
+    def backward(self, gy):
+        return gy - np.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
+
+
+def _float(x):
+    x = as_tensor(x)
+    check_float(x, "input")
+    return x
+
+
+def relu(x) -> Tensor:
+    """max(x, 0) elementwise."""
+    return ReLU()(_float(x))
+
+
+def relu6(x) -> Tensor:
+    """min(max(x, 0), 6) elementwise (MobileNet)."""
+    return ReLU6()(_float(x))
+
+
+def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
+    """x for x > 0, negative_slope * x otherwise."""
+    return LeakyReLU(float(negative_slope))(_float(x))
+
+
+def sigmoid(x) -> Tensor:
+    """1 / (1 + exp(-x)), finite for any x."""
+    return Sigmoid()(_float(x))
+
+
+def tanh(x) -> Tensor:
+    return Tanh()(_float(x))
+
+
+def swish(x) -> Tensor:
+    """x * sigmoid(x) (also called SiLU; EfficientNet)."""
+    x = _float(x)
+    return x * sigmoid(x)
+
+
+def softmax(x, axis: int = -1) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``axis``; finite for logits of +-1e4."""
+    return Softmax(axis)(_float(x))
+
+
+def log_softmax(x, axis: int = -1) -> Tensor:
+    """log(softmax(x)) computed stably along ``axis``."""
+    return LogSoftmax(axis)(_float(x))

@@ -1,0 +1,374 @@
+"""Convolution (2-D and 3-D, strided, padded, dilated, grouped, depthwise).
+
+Layout: input ``(N, *S, C)`` (NHWC / NDHWC), weight ``(*K, C // groups, O)``
+(HWIO / DHWIO), bias ``(O,)``, output ``(N, *OS, O)`` with, per spatial axis,
+
+    OS = floor((S + pad_before + pad_after - dilation*(K-1) - 1) / stride) + 1
+
+As in every deep-learning library, "convolution" is cross-correlation::
+
+    y[n, o1, o2, co] = b[co] + sum_{i, j, c} x_pad[n, o1*s1 + i*d1, o2*s2 + j*d2, c] * w[i, j, c, co]
+
+How it is computed (one mechanism for every number of spatial axes):
+
+* **forward**: a strided *view* of the padded input exposes every window as
+  ``(N, *OS, *K, C)`` without copying; one copy turns it into the ``cols``
+  matrix ``(N*prod(OS), prod(K)*C)`` ("im2col"), and one GEMM with the
+  weight matrix ``(prod(K)*C, O)`` gives the output.
+* **weight gradient**: ``gw = cols.T @ gy`` (the saved ``cols`` are reused).
+* **input gradient**: for stride 1 it *is* a convolution: ``gy`` padded by
+  ``dilation*(K-1)`` convolved with the flipped kernel whose in/out channels
+  are swapped.  For stride > 1 ``gcols = gy @ w.T`` is added back window by
+  window ("col2im").
+* **groups**: the same matrices, one batched GEMM per group;
+  **depthwise** (``groups == C``, one input channel per group) skips the GEMM:
+  ``prod(K)`` multiply-adds of shifted views.
+
+Buffers are allocated with NumPy and reused by the allocator (see
+``strided._runtime``); large copies are split across threads (``parallel``).
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ..tensor import Function, Tensor, as_tensor
+from .parallel import parallel_for
+from .utils import (check_float, check_positive, get_conv_outsize, ntuple, resolve_padding)
+
+__all__ = ["conv2d", "conv3d", "conv", "conv_output_shape"]
+
+
+# --------------------------------------------------------------------------- window helpers
+def pad_spatial(x: np.ndarray, pads: tuple, value=0.0) -> np.ndarray:
+    """Pad the spatial axes (1 .. ndim-2) of a channels-last array."""
+    if not any(b or a for b, a in pads):
+        return x
+    shape = (x.shape[0],) + tuple(s + b + a for s, (b, a) in zip(x.shape[1:-1], pads)) + (x.shape[-1],)
+    out = np.empty(shape, dtype=x.dtype)
+    inner = (slice(None),) + tuple(slice(b, b + s) for s, (b, _) in zip(x.shape[1:-1], pads))
+    # fill only the border, then copy the interior (no full memset)
+    for axis, (b, a) in enumerate(pads, start=1):
+        if b:
+            index = [slice(None)] * out.ndim
+            index[axis] = slice(0, b)
+            out[tuple(index)] = value
+        if a:
+            index = [slice(None)] * out.ndim
+            index[axis] = slice(out.shape[axis] - a, None)
+            out[tuple(index)] = value
+    out[inner] = x
+    return out
+
+
+def windows(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out_spatial: tuple) -> np.ndarray:
+    """Strided view ``(N, *OS, *K, C)`` of every window of a padded input (no copy)."""
+    sN, *sS, sC = xp.strides
+    shape = (xp.shape[0],) + tuple(out_spatial) + tuple(kernel) + (xp.shape[-1],)
+    strides = ((sN,) + tuple(s * st for s, st in zip(sS, stride))
+               + tuple(s * d for s, d in zip(sS, dilation)) + (sC,))
+    return as_strided(xp, shape=shape, strides=strides, writeable=False)
+
+
+def im2col(xp: np.ndarray, kernel, stride, dilation, out_spatial) -> np.ndarray:
+    """The ``cols`` matrix ``(N*prod(OS), prod(K)*C)``: one row per output pixel."""
+    view = windows(xp, kernel, stride, dilation, out_spatial)
+    N = xp.shape[0]
+    cols = np.empty(view.shape, dtype=xp.dtype)
+    parallel_for(N, lambda lo, hi: np.copyto(cols[lo:hi], view[lo:hi]))
+    return cols.reshape(N * int(np.prod(out_spatial)), -1)
+
+
+def col2im_add(gcols: np.ndarray, padded_shape: tuple, kernel, stride, dilation, out_spatial) -> np.ndarray:
+    """Inverse of :func:`im2col`: add every window's gradient back into a padded array."""
+    N, C = padded_shape[0], padded_shape[-1]
+    g = gcols.reshape((N,) + tuple(out_spatial) + tuple(kernel) + (C,))
+    gxp = np.zeros(padded_shape, dtype=gcols.dtype)
+    nsp = len(kernel)
+
+    def work(lo, hi):
+        for offset in np.ndindex(*kernel):
+            target = (slice(lo, hi),) + tuple(
+                slice(k * d, k * d + (o - 1) * s + 1, s)
+                for k, d, o, s in zip(offset, dilation, out_spatial, stride))
+            source = (slice(lo, hi),) + (slice(None),) * nsp + offset
+            gxp[target] += g[source]
+
+    parallel_for(N, work)
+    return gxp
+
+
+def crop_spatial(xp: np.ndarray, pads: tuple) -> np.ndarray:
+    if not any(b or a for b, a in pads):
+        return xp
+    index = (slice(None),) + tuple(slice(b, xp.shape[i + 1] - a) for i, (b, a) in enumerate(pads)) + (slice(None),)
+    return xp[index]
+
+
+# --------------------------------------------------------------------------- the op
+class Conv(Function):
+    """N-d convolution, channels last.  See the module docstring for the math."""
+
+    def __init__(self, stride: tuple, pads: tuple, dilation: tuple, groups: int):
+        self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
+
+    # ----- forward
+    def forward(self, x, w, b=None):
+        nsp = x.ndim - 2
+        kernel = w.shape[:nsp]
+        C, O, G = x.shape[-1], w.shape[-1], self.groups
+        out_spatial = tuple(get_conv_outsize(s, k, st, pb, pa, d) for s, k, st, (pb, pa), d
+                            in zip(x.shape[1:-1], kernel, self.stride, self.pads, self.dilation))
+        self.x_shape, self.kernel, self.out_spatial = x.shape, kernel, out_spatial
+        xp = pad_spatial(x, self.pads)
+        self.padded_shape = xp.shape
+        N = x.shape[0]
+        M = N * int(np.prod(out_spatial))
+
+        if G > 1 and G == C and w.shape[-2] == 1:  # depthwise
+            self.mode = "depthwise"
+            self.xp = xp if self.needs_grad[1] else None  # the weight gradient reads the input
+            self.w = w
+            y = depthwise_forward(xp, w, self.stride, self.dilation, out_spatial)
+        else:
+            cols = im2col(xp, kernel, self.stride, self.dilation, out_spatial)
+            self.w = w
+            if G == 1:
+                self.mode = "dense"
+                y = cols @ w.reshape(-1, O)
+            else:
+                self.mode = "grouped"
+                Cg, Og = C // G, O // G
+                c = cols.reshape(M, -1, G, Cg).transpose(2, 0, 1, 3).reshape(G, M, -1)
+                wg = w.reshape(-1, Cg, G, Og).transpose(2, 0, 1, 3).reshape(G, -1, Og)
+                y = (c @ wg).transpose(1, 0, 2).reshape(M, O)
+            # keep cols only if the weight gradient will need them
+            self.cols = cols if self.needs_grad[1] else None
+            y = y.reshape((N,) + out_spatial + (O,))
+        if b is not None:
+            y += b
+        return y
+
+    # ----- backward
+    def backward(self, gy):
+        gx = gw = gb = None
+        nsp = gy.ndim - 2
+        if len(self.needs_grad) > 2 and self.needs_grad[2]:
+            gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+        if self.mode == "depthwise":
+            if self.needs_grad[1]:
+                gw = depthwise_grad_weight(self.xp, gy, self.w.shape, self.stride, self.dilation)
+            if self.needs_grad[0]:
+                gxp = depthwise_grad_input(gy, self.w, self.padded_shape, self.stride, self.dilation)
+                gx = crop_spatial(gxp, self.pads)
+            return gx, gw, gb
+
+        O, G = gy.shape[-1], self.groups
+        g2 = gy.reshape(-1, O)
+        w = self.w
+        if self.needs_grad[1]:
+            cols = self.cols
+            if G == 1:
+                gw = (cols.T @ g2).reshape(w.shape)
+            else:
+                M, Og = g2.shape[0], O // G
+                Cg = w.shape[-2]
+                c = cols.reshape(M, -1, G, Cg).transpose(2, 3, 1, 0).reshape(G, -1, M)  # (G, K*Cg, M)
+                gg = g2.reshape(M, G, Og).transpose(1, 0, 2)
+                gw = (c @ gg).reshape(G, Cg, -1, Og).transpose(2, 1, 0, 3).reshape(w.shape)
+                # (G, Cg, K, Og) -> (K, Cg, G, Og): channel o = g*Og + j
+        if self.needs_grad[0]:
+            if all(s == 1 for s in self.stride):
+                gx = self._grad_input_as_conv(gy)
+            else:
+                if G == 1:
+                    gcols = g2 @ w.reshape(-1, O).T
+                else:
+                    M, Og, Cg = g2.shape[0], O // G, w.shape[-2]
+                    wg = w.reshape(-1, Cg, G, Og).transpose(2, 3, 0, 1).reshape(G, Og, -1)  # (G, Og, K*Cg)
+                    gg = g2.reshape(M, G, Og).transpose(1, 0, 2)
+                    gcols = (gg @ wg).reshape(G, M, -1, Cg).transpose(1, 2, 0, 3).reshape(M, -1)
+                gxp = col2im_add(gcols, self.padded_shape, self.kernel, self.stride, self.dilation, self.out_spatial)
+                gx = crop_spatial(gxp, self.pads)
+        return gx, gw, gb
+
+    def _grad_input_as_conv(self, gy):
+        """Stride-1 input gradient as a 'full' convolution of gy with the flipped kernel.
+
+        gx_pad = conv(pad(gy, d*(K-1)), flip(w) with in/out swapped), then crop the padding.
+        """
+        nsp = gy.ndim - 2
+        k, d = self.kernel, self.dilation
+        # rows of the padded input that no window reached get zero: extra 'after' padding
+        extra = tuple(P - (o + dd * (kk - 1)) for P, o, kk, dd in zip(self.padded_shape[1:-1], self.out_spatial, k, d))
+        full = tuple((dd * (kk - 1), dd * (kk - 1) + e) for kk, dd, e in zip(k, d, extra))
+        G = self.groups
+        w = self.w
+        flip = (slice(None, None, -1),) * nsp
+        Cg, O = w.shape[-2], w.shape[-1]
+        Og = O // G
+        # (K, Cg, G, Og) -> (K, Og, G, Cg): a grouped conv from O channels to C channels
+        wt = w[flip].reshape(k + (Cg, G, Og)).swapaxes(nsp, nsp + 2).reshape(k + (Og, G * Cg))
+        gyp = pad_spatial(gy, full)
+        sub = Conv((1,) * nsp, ((0, 0),) * nsp, d, G)
+        sub.needs_grad = (False, False)
+        gxp = sub.forward(gyp, np.ascontiguousarray(wt))
+        return crop_spatial(gxp, self.pads)
+
+
+# --------------------------------------------------------------------------- depthwise path
+def _tap(xp, offset, stride, dilation, out_spatial):
+    """View of the padded input seen by kernel tap ``offset`` for every output pixel."""
+    index = (slice(None),) + tuple(slice(k * d, k * d + (o - 1) * s + 1, s)
+                                   for k, d, o, s in zip(offset, dilation, out_spatial, stride))
+    return xp[index]
+
+
+def depthwise_forward(xp, w, stride, dilation, out_spatial):
+    """y[..., c*m + j] = sum_k x_tap_k[..., c] * w[k, 0, c*m + j]  (m = channel multiplier)."""
+    nsp = xp.ndim - 2
+    kernel = w.shape[:nsp]
+    N, C, O = xp.shape[0], xp.shape[-1], w.shape[-1]
+    m = O // C
+    wk = w.reshape(kernel + (C, m))
+    y = np.empty((N,) + tuple(out_spatial) + (C, m), dtype=xp.dtype)
+
+    def work(lo, hi):
+        acc = y[lo:hi]
+        tmp = np.empty_like(acc)
+        first = True
+        for offset in np.ndindex(*kernel):
+            tap = _tap(xp[lo:hi], offset, stride, dilation, out_spatial)[..., None]
+            if first:
+                np.multiply(tap, wk[offset], out=acc)
+                first = False
+            else:
+                np.multiply(tap, wk[offset], out=tmp)
+                acc += tmp
+
+    parallel_for(N, work)
+    return y.reshape((N,) + tuple(out_spatial) + (O,))
+
+
+def depthwise_grad_weight(xp, gy, w_shape, stride, dilation):
+    """gw[k, 0, c*m + j] = sum_{n, pixels} x_tap_k[..., c] * gy[..., c*m + j]."""
+    nsp = xp.ndim - 2
+    kernel = w_shape[:nsp]
+    C = xp.shape[-1]
+    m = w_shape[-1] // C
+    out_spatial = gy.shape[1:-1]
+    g = gy.reshape(gy.shape[:-1] + (C, m))
+    gw = np.empty(kernel + (C, m), dtype=gy.dtype)
+    offsets = list(np.ndindex(*kernel))
+    axes = tuple(range(nsp + 1))
+    letters = "abcdefg"[:nsp + 1]
+    spec = f"{letters}z,{letters}z->z"  # sum over batch and pixels, per channel
+
+    def work(lo, hi):
+        for offset in offsets[lo:hi]:
+            tap = _tap(xp, offset, stride, dilation, out_spatial)
+            if m == 1:
+                gw[offset][:, 0] = np.einsum(spec, tap, g[..., 0])
+            else:
+                gw[offset] = (tap[..., None] * g).sum(axis=axes)
+
+    parallel_for(len(offsets), work)
+    return gw.reshape(w_shape)
+
+
+def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
+    """gx_pad[tap_k] += sum_j gy[..., c*m + j] * w[k, 0, c*m + j]."""
+    nsp = gy.ndim - 2
+    kernel = w.shape[:nsp]
+    N, C = padded_shape[0], padded_shape[-1]
+    m = w.shape[-1] // C
+    wk = w.reshape(kernel + (C, m))
+    g = gy.reshape(gy.shape[:-1] + (C, m))
+    out_spatial = gy.shape[1:-1]
+    gxp = np.zeros(padded_shape, dtype=gy.dtype)
+
+    def work(lo, hi):
+        tmp = np.empty((hi - lo,) + tuple(out_spatial) + (C,), dtype=gy.dtype)
+        part = gxp[lo:hi]
+        for offset in np.ndindex(*kernel):
+            if m == 1:
+                np.multiply(g[lo:hi, ..., 0], wk[offset][:, 0], out=tmp)
+            else:
+                np.einsum("...cj,cj->...c", g[lo:hi], wk[offset], out=tmp)
+            _tap(part, offset, stride, dilation, out_spatial)[...] += tmp
+
+    parallel_for(N, work)
+    return gxp
+
+
+# --------------------------------------------------------------------------- public functions
+def conv_output_shape(x_shape, w_shape, stride=1, padding=0, dilation=1) -> tuple:
+    """Output shape of :func:`conv` for these input and weight shapes."""
+    nsp = len(x_shape) - 2
+    stride_t, dilation_t = ntuple(stride, nsp, "stride"), ntuple(dilation, nsp, "dilation")
+    kernel = tuple(w_shape[:nsp])
+    pads = resolve_padding(padding, tuple(x_shape[1:-1]), kernel, stride_t, dilation_t)
+    return (x_shape[0],) + tuple(get_conv_outsize(s, k, st, pb, pa, d) for s, k, st, (pb, pa), d
+                                 in zip(x_shape[1:-1], kernel, stride_t, pads, dilation_t)) + (w_shape[-1],)
+
+
+def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dims: int = 2) -> Tensor:
+    """Convolution over ``spatial_dims`` axes, channels last (used by conv2d and conv3d)."""
+    layout = {1: "NWC", 2: "NHWC", 3: "NDHWC"}.get(spatial_dims, f"N{'S' * spatial_dims}C")
+    wlayout = {1: "WIO", 2: "HWIO", 3: "DHWIO"}.get(spatial_dims, "kernel..IO")
+    x, w = as_tensor(x), as_tensor(w)
+    check_float(x, "input")
+    check_float(w, "weight")
+    if x.ndim != spatial_dims + 2:
+        raise ValueError(f"input must be a {spatial_dims + 2}-D {layout} array, received shape {tuple(x.shape)}")
+    if w.ndim != spatial_dims + 2:
+        raise ValueError(f"weight must be a {spatial_dims + 2}-D {wlayout} array, received shape {tuple(w.shape)}")
+    if w.dtype != x.dtype:
+        raise TypeError(f"weight dtype {w.dtype} does not match input dtype {x.dtype}")
+    if not isinstance(groups, (int, np.integer)) or groups < 1:
+        raise ValueError(f"groups must be a positive int, received groups={groups!r}")
+    C, O = x.shape[-1], w.shape[-1]
+    if C % groups or O % groups:
+        raise ValueError(f"groups={groups} must divide the input channels ({C}) and the output channels ({O})")
+    if w.shape[-2] * groups != C:
+        raise ValueError(f"input has {C} channels but the weight expects {w.shape[-2] * groups} "
+                         f"(weight shape {tuple(w.shape)}, groups={groups}; {wlayout} layout)")
+    stride_t = ntuple(stride, spatial_dims, "stride")
+    dilation_t = ntuple(dilation, spatial_dims, "dilation")
+    check_positive(stride_t, "stride", stride)
+    check_positive(dilation_t, "dilation", dilation)
+    kernel = tuple(w.shape[:spatial_dims])
+    if any(k < 1 for k in kernel):
+        raise ValueError(f"kernel size must be >= 1, received weight shape {tuple(w.shape)}")
+    pads = resolve_padding(padding, tuple(x.shape[1:-1]), kernel, stride_t, dilation_t)
+    for axis, (s, k, (pb, pa), d) in enumerate(zip(x.shape[1:-1], kernel, pads, dilation_t)):
+        if s + pb + pa < d * (k - 1) + 1:
+            raise ValueError(f"kernel of size {k} (dilation {d}) is larger than the padded input "
+                             f"({s} + {pb} + {pa} = {s + pb + pa}) along spatial axis {axis}; "
+                             f"input shape {tuple(x.shape)}, weight shape {tuple(w.shape)}")
+    inputs = (x, w)
+    if b is not None:
+        b = as_tensor(b)
+        if b.shape != (O,):
+            raise ValueError(f"bias must have shape ({O},), received shape {tuple(b.shape)}")
+        if b.dtype != x.dtype:
+            raise TypeError(f"bias dtype {b.dtype} does not match input dtype {x.dtype}")
+        inputs = (x, w, b)
+    return Conv(stride_t, pads, dilation_t, int(groups))(*inputs)
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """2-D convolution.  x ``(N, H, W, C)``, w ``(KH, KW, C // groups, O)``, b ``(O,)``.
+
+    Returns ``(N, OH, OW, O)`` with ``OH = floor((H + pt + pb - d*(KH-1) - 1)/stride) + 1``.
+    ``padding``: int, ``(ph, pw)``, ``((top, bottom), (left, right))``, ``'valid'`` or
+    ``'same'``.  ``groups=C`` with ``w.shape[2] == 1`` is a depthwise convolution.
+
+    >>> y = conv2d(x, w, b, stride=2, padding="same")
+    """
+    return conv(x, w, b, stride, padding, dilation, groups, spatial_dims=2)
+
+
+def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+    """3-D convolution.  x ``(N, D, H, W, C)``, w ``(KD, KH, KW, C // groups, O)``, b ``(O,)``."""
+    return conv(x, w, b, stride, padding, dilation, groups, spatial_dims=3)
