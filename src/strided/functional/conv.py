@@ -71,12 +71,53 @@ def windows(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out_s
 
 
 def im2col(xp: np.ndarray, kernel, stride, dilation, out_spatial) -> np.ndarray:
-    """The ``cols`` matrix ``(N*prod(OS), prod(K)*C)``: one row per output pixel."""
+    """The ``cols`` matrix ``(N*prod(OS), prod(K)*C)``: one row per output pixel.
+
+    With one input channel the windows' innermost run is a single number, and
+    copying it window by window is slow; then the matrix is built tap by tap as
+    its transpose ``(prod(K), M)`` (long contiguous runs) and returned as a
+    transposed view: the same matrix to ``@`` and BLAS.
+    """
     view = windows(xp, kernel, stride, dilation, out_spatial)
-    N = xp.shape[0]
+    N, C = xp.shape[0], xp.shape[-1]
+    M = N * int(np.prod(out_spatial))
+    nsp = len(kernel)
+    if C == 1:
+        taps = list(np.ndindex(*kernel))
+        cols_t = np.empty((len(taps),) + view.shape[:nsp + 1], dtype=xp.dtype)
+
+        def copy_taps(lo, hi):
+            for k in range(lo, hi):
+                np.copyto(cols_t[k], view[(Ellipsis,) + taps[k] + (0,)])
+
+        parallel_for(len(taps), copy_taps)
+        return cols_t.reshape(len(taps), M).T
     cols = np.empty(view.shape, dtype=xp.dtype)
     parallel_for(N, lambda lo, hi: np.copyto(cols[lo:hi], view[lo:hi]))
-    return cols.reshape(N * int(np.prod(out_spatial)), -1)
+    return cols.reshape(M, -1)
+
+
+def add_channels(y2: np.ndarray, b: np.ndarray) -> None:
+    """``y2 += b`` for ``y2`` of shape ``(M, C)``, fast also for few channels.
+
+    NumPy's broadcast add loops over rows of only ``C`` numbers; viewing the
+    contiguous buffer as rows of ``r*C`` numbers and adding ``b`` tiled ``r``
+    times does the same work in long runs.
+    """
+    M, C = y2.shape
+    r = max(1, 1024 // C)
+    if C >= 256 or M < 2 * r or not y2.flags.c_contiguous:
+        y2 += b
+        return
+    body = (M // r) * r
+    y2[:body].reshape(-1, r * C).__iadd__(np.tile(b, r))
+    if body < M:
+        y2[body:] += b
+
+
+def sum_channels(g2: np.ndarray) -> np.ndarray:
+    """``g2.sum(axis=0)`` for ``(M, C)``, as a BLAS matrix-vector product (fast for few channels)."""
+    return np.ones(g2.shape[0], dtype=g2.dtype) @ g2
 
 
 def col2im_add(gcols: np.ndarray, padded_shape: tuple, kernel, stride, dilation, out_spatial) -> np.ndarray:
@@ -146,7 +187,7 @@ class Conv(Function):
             self.cols = cols if self.needs_grad[1] else None
             y = y.reshape((N,) + out_spatial + (O,))
         if b is not None:
-            y += b
+            add_channels(y.reshape(-1, O), b)
         return y
 
     # ----- backward
@@ -154,7 +195,7 @@ class Conv(Function):
         gx = gw = gb = None
         nsp = gy.ndim - 2
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
-            gb = gy.reshape(-1, gy.shape[-1]).sum(axis=0)
+            gb = sum_channels(gy.reshape(-1, gy.shape[-1]))
         if self.mode == "depthwise":
             if self.needs_grad[1]:
                 gw = depthwise_grad_weight(self.xp, gy, self.w.shape, self.stride, self.dilation)
@@ -178,7 +219,7 @@ class Conv(Function):
                 gw = (c @ gg).reshape(G, Cg, -1, Og).transpose(2, 1, 0, 3).reshape(w.shape)
                 # (G, Cg, K, Og) -> (K, Cg, G, Og): channel o = g*Og + j
         if self.needs_grad[0]:
-            if all(s == 1 for s in self.stride):
+            if all(s == 1 for s in self.stride) and self._conv_is_cheaper(gy.shape[-1]):
                 gx = self._grad_input_as_conv(gy)
             else:
                 if G == 1:
@@ -191,6 +232,14 @@ class Conv(Function):
                 gxp = col2im_add(gcols, self.padded_shape, self.kernel, self.stride, self.dilation, self.out_spatial)
                 gx = crop_spatial(gxp, self.pads)
         return gx, gw, gb
+
+    def _conv_is_cheaper(self, O: int) -> bool:
+        """Estimate memory traffic: the 'full' convolution copies windows of the
+        padded gy (``prod(padded) * K * O`` numbers); col2im writes and re-reads
+        ``gcols`` and updates gx per tap (about ``3 * prod(out) * K * C``)."""
+        C = self.x_shape[-1]
+        padded = np.prod([o + 2 * d * (k - 1) for o, k, d in zip(self.out_spatial, self.kernel, self.dilation)])
+        return padded * O < 3 * np.prod(self.out_spatial) * C
 
     def _grad_input_as_conv(self, gy):
         """Stride-1 input gradient as a 'full' convolution of gy with the flipped kernel.
@@ -224,26 +273,36 @@ def _tap(xp, offset, stride, dilation, out_spatial):
     return xp[index]
 
 
+def _blocks(lo: int, hi: int, per_item: int, budget: int = 1 << 19):
+    """Split ``range(lo, hi)`` into blocks whose working set (``per_item`` bytes each)
+    stays near ``budget`` bytes, so repeated passes over a block hit the cache."""
+    step = max(1, budget // max(per_item, 1))
+    for start in range(lo, hi, step):
+        yield start, min(start + step, hi)
+
+
 def depthwise_forward(xp, w, stride, dilation, out_spatial):
-    """y[..., c*m + j] = sum_k x_tap_k[..., c] * w[k, 0, c*m + j]  (m = channel multiplier)."""
+    """y[..., c*m + j] = sum_k x_tap_k[..., c] * w[k, 0, c*m + j]  (m = channel multiplier).
+
+    ``prod(K)`` multiply-adds of shifted views, done block by block so the
+    accumulator stays in cache.
+    """
     nsp = xp.ndim - 2
     kernel = w.shape[:nsp]
     N, C, O = xp.shape[0], xp.shape[-1], w.shape[-1]
     m = O // C
     wk = w.reshape(kernel + (C, m))
     y = np.empty((N,) + tuple(out_spatial) + (C, m), dtype=xp.dtype)
+    offsets = list(np.ndindex(*kernel))
 
     def work(lo, hi):
-        acc = y[lo:hi]
-        tmp = np.empty_like(acc)
-        first = True
-        for offset in np.ndindex(*kernel):
-            tap = _tap(xp[lo:hi], offset, stride, dilation, out_spatial)[..., None]
-            if first:
-                np.multiply(tap, wk[offset], out=acc)
-                first = False
-            else:
-                np.multiply(tap, wk[offset], out=tmp)
+        for b0, b1 in _blocks(lo, hi, y[0].nbytes):
+            acc = y[b0:b1]
+            tmp = np.empty_like(acc)
+            part = xp[b0:b1]
+            np.multiply(_tap(part, offsets[0], stride, dilation, out_spatial)[..., None], wk[offsets[0]], out=acc)
+            for offset in offsets[1:]:
+                np.multiply(_tap(part, offset, stride, dilation, out_spatial)[..., None], wk[offset], out=tmp)
                 acc += tmp
 
     parallel_for(N, work)
@@ -254,26 +313,25 @@ def depthwise_grad_weight(xp, gy, w_shape, stride, dilation):
     """gw[k, 0, c*m + j] = sum_{n, pixels} x_tap_k[..., c] * gy[..., c*m + j]."""
     nsp = xp.ndim - 2
     kernel = w_shape[:nsp]
-    C = xp.shape[-1]
+    N, C = xp.shape[0], xp.shape[-1]
     m = w_shape[-1] // C
     out_spatial = gy.shape[1:-1]
     g = gy.reshape(gy.shape[:-1] + (C, m))
-    gw = np.empty(kernel + (C, m), dtype=gy.dtype)
     offsets = list(np.ndindex(*kernel))
-    axes = tuple(range(nsp + 1))
+    partials = []  # one accumulator per thread's chunk, summed at the end
     letters = "abcdefg"[:nsp + 1]
-    spec = f"{letters}z,{letters}z->z"  # sum over batch and pixels, per channel
+    spec = f"{letters}z,{letters}zj->zj"  # sum over batch and pixels, per channel and multiplier
 
     def work(lo, hi):
-        for offset in offsets[lo:hi]:
-            tap = _tap(xp, offset, stride, dilation, out_spatial)
-            if m == 1:
-                gw[offset][:, 0] = np.einsum(spec, tap, g[..., 0])
-            else:
-                gw[offset] = (tap[..., None] * g).sum(axis=axes)
+        acc = np.zeros(kernel + (C, m), dtype=gy.dtype)
+        partials.append(acc)
+        for b0, b1 in _blocks(lo, hi, gy[0].nbytes):
+            for offset in offsets:
+                tap = _tap(xp[b0:b1], offset, stride, dilation, out_spatial)
+                acc[offset] += np.einsum(spec, tap, g[b0:b1])
 
-    parallel_for(len(offsets), work)
-    return gw.reshape(w_shape)
+    parallel_for(N, work)
+    return np.sum(partials, axis=0).reshape(w_shape)
 
 
 def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
@@ -288,14 +346,15 @@ def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
     gxp = np.zeros(padded_shape, dtype=gy.dtype)
 
     def work(lo, hi):
-        tmp = np.empty((hi - lo,) + tuple(out_spatial) + (C,), dtype=gy.dtype)
-        part = gxp[lo:hi]
-        for offset in np.ndindex(*kernel):
-            if m == 1:
-                np.multiply(g[lo:hi, ..., 0], wk[offset][:, 0], out=tmp)
-            else:
-                np.einsum("...cj,cj->...c", g[lo:hi], wk[offset], out=tmp)
-            _tap(part, offset, stride, dilation, out_spatial)[...] += tmp
+        for b0, b1 in _blocks(lo, hi, gy[0].nbytes):
+            tmp = np.empty((b1 - b0,) + tuple(out_spatial) + (C,), dtype=gy.dtype)
+            part = gxp[b0:b1]
+            for offset in np.ndindex(*kernel):
+                if m == 1:
+                    np.multiply(g[b0:b1, ..., 0], wk[offset][:, 0], out=tmp)
+                else:
+                    np.einsum("...cj,cj->...c", g[b0:b1], wk[offset], out=tmp)
+                _tap(part, offset, stride, dilation, out_spatial)[...] += tmp
 
     parallel_for(N, work)
     return gxp
