@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Function, Tensor, as_tensor
-from .utils import check_float
+from ..tensor import Function, Tensor
+from .utils import float_tensor
 
 __all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "swish", "relu6"]
 
@@ -104,8 +104,7 @@ class LogSoftmax(Function):
 
 
 def _float(x):
-    x = as_tensor(x)
-    check_float(x, "input")
+    x = float_tensor(x, "input")
     return x
 
 

@@ -32,9 +32,9 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..tensor import Function, Tensor, as_tensor
+from ..tensor import Function, Tensor
 from .parallel import parallel_for
-from .utils import (check_float, check_positive, get_conv_outsize, ntuple, resolve_padding)
+from .utils import (float_tensor, check_positive, get_conv_outsize, ntuple, resolve_padding)
 
 __all__ = ["conv2d", "conv3d", "conv", "conv_output_shape"]
 
@@ -193,7 +193,6 @@ class Conv(Function):
     # ----- backward
     def backward(self, gy):
         gx = gw = gb = None
-        nsp = gy.ndim - 2
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = sum_channels(gy.reshape(-1, gy.shape[-1]))
         if self.mode == "depthwise":
@@ -375,9 +374,7 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dim
     """Convolution over ``spatial_dims`` axes, channels last (used by conv2d and conv3d)."""
     layout = {1: "NWC", 2: "NHWC", 3: "NDHWC"}.get(spatial_dims, f"N{'S' * spatial_dims}C")
     wlayout = {1: "WIO", 2: "HWIO", 3: "DHWIO"}.get(spatial_dims, "kernel..IO")
-    x, w = as_tensor(x), as_tensor(w)
-    check_float(x, "input")
-    check_float(w, "weight")
+    x, w = float_tensor(x, "input"), float_tensor(w, "weight")
     if x.ndim != spatial_dims + 2:
         raise ValueError(f"input must be a {spatial_dims + 2}-D {layout} array, received shape {tuple(x.shape)}")
     if w.ndim != spatial_dims + 2:
@@ -407,7 +404,7 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dim
                              f"input shape {tuple(x.shape)}, weight shape {tuple(w.shape)}")
     inputs = (x, w)
     if b is not None:
-        b = as_tensor(b)
+        b = float_tensor(b, "bias")
         if b.shape != (O,):
             raise ValueError(f"bias must have shape ({O},), received shape {tuple(b.shape)}")
         if b.dtype != x.dtype:

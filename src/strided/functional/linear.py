@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor, as_tensor
-from .utils import check_float
+from .utils import float_tensor
 
 __all__ = ["linear", "dropout"]
 
@@ -33,9 +33,7 @@ class Linear(Function):
 
 def linear(x, w, b=None) -> Tensor:
     """``x @ w + b`` with x ``(..., in)``, w ``(in, out)`` (Keras layout), b ``(out,)``."""
-    x, w = as_tensor(x), as_tensor(w)
-    check_float(x, "input")
-    check_float(w, "weight")
+    x, w = float_tensor(x, "input"), float_tensor(w, "weight")
     if w.ndim != 2:
         raise ValueError(f"weight must be 2-D (in_features, out_features), received shape {tuple(w.shape)}")
     if x.ndim < 1 or x.shape[-1] != w.shape[0]:
@@ -62,8 +60,7 @@ class Dropout(Function):
 
 def dropout(x, p: float = 0.5, training: bool = True, rng: np.random.Generator | None = None) -> Tensor:
     """Inverted dropout: zero each value with probability ``p``, scale the rest by 1/(1-p)."""
-    x = as_tensor(x)
-    check_float(x, "input")
+    x = float_tensor(x, "input")
     if not 0.0 <= p < 1.0:
         raise ValueError(f"dropout probability must be in [0, 1), received p={p!r}")
     if not training or p == 0.0:

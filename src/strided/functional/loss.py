@@ -15,7 +15,7 @@ import numpy as np
 
 from ..tensor import Function, Tensor, as_array, as_tensor
 from .activation import stable_sigmoid
-from .utils import check_float
+from .utils import float_tensor
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "mse_loss"]
 
@@ -41,8 +41,7 @@ class CrossEntropy(Function):
 
 def cross_entropy(logits, labels) -> Tensor:
     """Mean cross-entropy of ``logits`` ``(N, K)`` against integer ``labels`` ``(N,)`` in ``[0, K)``."""
-    logits = as_tensor(logits)
-    check_float(logits, "logits")
+    logits = float_tensor(logits, "logits")
     labels = np.asarray(as_array(labels))
     if logits.ndim != 2:
         raise ValueError(f"logits must be 2-D (N, classes), received shape {tuple(logits.shape)}")
@@ -73,8 +72,7 @@ class BCEWithLogits(Function):
 
 def binary_cross_entropy_with_logits(logits, targets) -> Tensor:
     """Mean of ``-t log sigmoid(x) - (1-t) log(1 - sigmoid(x))``, computed stably."""
-    logits = as_tensor(logits)
-    check_float(logits, "logits")
+    logits = float_tensor(logits, "logits")
     targets = as_tensor(targets, logits)
     if targets.shape != logits.shape:
         raise ValueError(f"targets shape {tuple(targets.shape)} must equal logits shape {tuple(logits.shape)}")
@@ -83,8 +81,7 @@ def binary_cross_entropy_with_logits(logits, targets) -> Tensor:
 
 def mse_loss(prediction, target) -> Tensor:
     """Mean squared error ``mean((prediction - target)^2)``."""
-    prediction = as_tensor(prediction)
-    check_float(prediction, "prediction")
+    prediction = float_tensor(prediction, "prediction")
     target = as_tensor(target, prediction)
     if target.shape != prediction.shape:
         raise ValueError(f"target shape {tuple(target.shape)} must equal prediction shape {tuple(prediction.shape)}")

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..tensor import Function, Tensor, as_tensor
 from .parallel import parallel_for
-from .utils import check_float
+from .utils import float_tensor
 
 __all__ = ["batch_norm"]
 
@@ -118,8 +118,7 @@ def batch_norm(x, running_mean=None, running_var=None, gamma=None, beta=None, tr
     place in training (PyTorch's rule; unbiased variance).  ``gamma`` / ``beta``
     (``(C,)`` tensors) are the learnable scale and shift.
     """
-    x = as_tensor(x)
-    check_float(x, "input")
+    x = float_tensor(x, "input")
     if x.ndim < 2:
         raise ValueError(f"batch_norm input must have a batch and a channel axis, received shape {tuple(x.shape)}")
     C = x.shape[-1]

@@ -19,17 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Function, Tensor, as_tensor
+from ..tensor import Function, Tensor
 from .conv import _tap, crop_spatial, pad_spatial
 from .parallel import parallel_for
-from .utils import check_float, check_positive, get_conv_outsize, pair, resolve_padding
+from .utils import float_tensor, check_positive, get_conv_outsize, pair, resolve_padding
 
 __all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d"]
 
 
 def _pool_args(x, kernel_size, stride, padding, name):
-    x = as_tensor(x)
-    check_float(x, "input")
+    x = float_tensor(x, "input")
     if x.ndim != 4:
         raise ValueError(f"{name} input must be a 4-D NHWC array, received shape {tuple(x.shape)}")
     kernel = pair(kernel_size, "kernel_size")
@@ -178,8 +177,7 @@ class GlobalAvgPool(Function):
 
 def global_avg_pool2d(x, keepdims: bool = False) -> Tensor:
     """Mean over H and W: ``(N, H, W, C) -> (N, C)`` (or ``(N, 1, 1, C)`` with keepdims)."""
-    x = as_tensor(x)
-    check_float(x, "input")
+    x = float_tensor(x, "input")
     if x.ndim != 4:
         raise ValueError(f"global_avg_pool2d input must be a 4-D NHWC array, received shape {tuple(x.shape)}")
     y = GlobalAvgPool()(x)

@@ -98,6 +98,21 @@ def check_float(x: Tensor, name: str = "input") -> None:
         raise TypeError(f"{name} must be float32 or float64, received dtype={x.dtype}")
 
 
+def float_tensor(x, name: str = "input") -> Tensor:
+    """``x`` as a float32/float64 tensor for an op.
+
+    Numbers and lists become float32 tensors, but an ndarray or tensor of another
+    dtype (int, bool, float16) is refused: silently converting it would hide a bug.
+    """
+    if isinstance(x, Tensor):
+        check_float(x, name)
+        return x
+    if isinstance(x, np.ndarray) and x.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float32 or float64, received an array of dtype={x.dtype}; "
+                        f"convert it first, e.g. x.astype(np.float32)")
+    return Tensor(x)
+
+
 def check_rank(x: Tensor, rank: int, layout: str, name: str = "input") -> None:
     if x.ndim != rank:
         raise ValueError(f"{name} must be a {rank}-D {layout} array, received shape {tuple(x.shape)}")
