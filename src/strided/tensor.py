@@ -227,8 +227,12 @@ class Tensor:
                 else:
                     node.grad = node.grad + gy
                 continue
-            if node.requires_grad and node._retain:
+            if ctx.released:
+                raise RuntimeError("trying to backward through a part of the graph that an earlier backward() "
+                                   "already freed; pass retain_graph=True to the first backward()")
+            if node._retain:
                 node.grad = gy if node.grad is None else node.grad + gy
+                stored.add(id(node.grad))
             gxs = ctx.backward(gy)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
@@ -243,7 +247,6 @@ class Tensor:
                 grads[key] = gx if key not in grads else grads[key] + gx
             if not retain_graph:
                 ctx.release()
-                node._ctx = None
 
     _retain = False
 
@@ -328,6 +331,7 @@ class Function:
 
     inputs: tuple = ()
     needs_grad: tuple = ()
+    released = False
 
     def __call__(self, *inputs):
         inputs = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
@@ -355,6 +359,7 @@ class Function:
     def release(self):
         """Drop saved buffers and inputs once backward has used them."""
         self.__dict__.clear()
+        self.released = True
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
@@ -418,6 +423,8 @@ class Pow(Function):
 
     def backward(self, gy):
         p = self.exponent
+        if p == 0:
+            return np.zeros_like(self.x)
         return gy * (p * self.x ** (p - 1))
 
 
@@ -461,27 +468,34 @@ class Cast(Function):
 
 
 class MatMul(Function):
-    """y = a @ b (NumPy matmul rules, batched over leading axes)."""
+    """y = a @ b (NumPy matmul rules: 1-D operands, batched leading axes).
+
+    1-D operands are promoted to matrices ``(1, K)`` / ``(K, 1)`` so one rule serves all:
+    ga = gy @ b^T, gb = a^T @ gy (broadcast batch axes are summed away by the engine).
+    """
 
     def forward(self, a, b):
-        self.a, self.b = a, b
-        return a @ b
+        self.a_vec, self.b_vec = a.ndim == 1, b.ndim == 1
+        self.a = a[None, :] if self.a_vec else a
+        self.b = b[:, None] if self.b_vec else b
+        y = self.a @ self.b
+        if self.b_vec:
+            y = y[..., 0]
+        if self.a_vec:
+            y = y[..., 0, :] if not self.b_vec else y[..., 0]
+        return y
 
     def backward(self, gy):
-        a, b = self.a, self.b
-        ga = gb = None
-        if self.needs_grad[0]:
-            ga = gy * b if b.ndim == 1 else gy @ np.swapaxes(b, -1, -2)
-            if b.ndim == 1:
-                ga = np.multiply.outer(gy, b) if a.ndim > 1 else gy * b
-        if self.needs_grad[1]:
-            if a.ndim == 1:
-                gb = np.multiply.outer(a, gy)
-            elif b.ndim == 1:
-                gb = (np.swapaxes(a, -1, -2) @ gy[..., None])[..., 0]
-                gb = gb.reshape(-1, b.shape[0]).sum(0) if gb.ndim > 1 else gb
-            else:
-                gb = np.swapaxes(a, -1, -2) @ gy
+        if self.b_vec:
+            gy = gy[..., None]
+        if self.a_vec:
+            gy = gy[..., None, :]
+        ga = gy @ np.swapaxes(self.b, -1, -2) if self.needs_grad[0] else None
+        gb = np.swapaxes(self.a, -1, -2) @ gy if self.needs_grad[1] else None
+        if gb is not None and self.b_vec:
+            gb = gb[..., 0]
+        if ga is not None and self.a_vec:
+            ga = ga[..., 0, :]
         return ga, gb
 
 

@@ -59,7 +59,7 @@ class MaxPool2d(Function):
         y = np.empty((N,) + self.out + (C,), dtype=x.dtype)
         offsets = list(np.ndindex(*self.kernel))
         # winner[k] = index of the first maximal tap, kept for backward
-        winner = np.zeros(y.shape, dtype=np.uint8) if self.recording else None
+        winner = np.zeros(y.shape, dtype=np.min_scalar_type(len(offsets))) if self.recording else None
 
         def work(lo, hi):
             part = xp[lo:hi]

@@ -1,0 +1,102 @@
+"""Activations and softmax: finite differences away from kinks, PyTorch parity, and
+finiteness for logits of +-1e4."""
+import os
+import sys
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import assert_close, away_from, gradcheck, torch_parity  # noqa: E402
+
+import strided as sd  # noqa: E402
+import strided.functional as F  # noqa: E402
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+# name: (strided fn, torch fn, kinks to avoid, NumPy reference)
+ACTIVATIONS = {
+    "relu": (F.relu, TF.relu, (0.0,), lambda x: np.maximum(x, 0)),
+    "leaky_relu": (F.leaky_relu, TF.leaky_relu, (0.0,), lambda x: np.where(x > 0, x, 0.01 * x)),
+    "leaky_relu-0.2": (lambda t: F.leaky_relu(t, 0.2), lambda t: TF.leaky_relu(t, 0.2), (0.0,),
+                       lambda x: np.where(x > 0, x, 0.2 * x)),
+    "relu6": (F.relu6, TF.relu6, (0.0, 6.0), lambda x: np.clip(x, 0, 6)),
+    "sigmoid": (F.sigmoid, torch.sigmoid, (), lambda x: 1 / (1 + np.exp(-x))),
+    "tanh": (F.tanh, torch.tanh, (), np.tanh),
+    "swish": (F.swish, TF.silu, (), lambda x: x / (1 + np.exp(-x))),
+    "softmax": (F.softmax, lambda t: torch.softmax(t, -1), (),
+                lambda x: np.exp(x) / np.exp(x).sum(-1, keepdims=True)),
+    "log_softmax": (F.log_softmax, lambda t: torch.log_softmax(t, -1), (),
+                    lambda x: x - np.log(np.exp(x).sum(-1, keepdims=True))),
+    "softmax-axis1": (lambda t: F.softmax(t, axis=1), lambda t: torch.softmax(t, 1), (),
+                      lambda x: np.exp(x) / np.exp(x).sum(1, keepdims=True)),
+    "log_softmax-axis0": (lambda t: F.log_softmax(t, axis=0), lambda t: torch.log_softmax(t, 0), (),
+                          lambda x: x - np.log(np.exp(x).sum(0, keepdims=True))),
+}
+
+
+def inputs(name, seed=0, shape=(2, 3, 5)):
+    x = np.random.default_rng(seed).uniform(-8, 8, size=shape) if name == "relu6" else \
+        np.random.default_rng(seed).standard_normal(shape) * 2
+    return away_from(x, ACTIVATIONS[name][2], margin=0.05)
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_gradcheck(name):
+    fn, _, _, ref = ACTIVATIONS[name]
+    x = inputs(name, seed=1)
+    y = gradcheck(fn, x)
+    assert_close(y.data, ref(x), 1e-14, 1e-12, "forward")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activation_torch_parity(name, dtype):
+    fn, tfn, _, _ = ACTIVATIONS[name]
+    torch_parity(fn, tfn, [inputs(name, seed=2, shape=(4, 6, 7))], dtype=dtype)
+
+
+def test_relu6_input_covers_every_region():
+    x = inputs("relu6", seed=2, shape=(4, 6, 7))
+    assert (x < 0).any() and ((x > 0) & (x < 6)).any() and (x > 6).any()
+
+
+EXTREME = np.array([[1e4, -1e4, 0.0, 3.0], [-1e4, -1e4, -1e4, -1e4 + 1], [1e4, 1e4, -5.0, 1e4 - 0.5]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "sigmoid", "tanh", "swish"])
+def test_extreme_logits_finite_and_equal_to_torch(name, dtype):
+    fn, tfn, _, _ = ACTIVATIONS[name]
+    with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):  # no overflow / NaN
+        out, _ = torch_parity(fn, tfn, [EXTREME], dtype=dtype)
+    assert np.all(np.isfinite(out))
+
+
+def test_sigmoid_extremes_exact():
+    y = F.sigmoid(np.array([1e4, -1e4, 800.0, -800.0]))
+    assert_close(y.data, np.array([1.0, 0.0, 1.0, 0.0]), 0, 0, "saturated")
+    assert y.data[1] >= 0 and y.data[3] >= 0
+
+
+def test_softmax_rows_sum_to_one_and_shift_invariant():
+    x = np.random.default_rng(3).standard_normal((4, 5))
+    y = F.softmax(x).data
+    assert_close(y.sum(-1), np.ones(4), 1e-15, 1e-15, "row sums")
+    assert_close(F.softmax(x + 1000.0).data, y, 1e-14, 1e-12, "shift invariance")
+    assert_close(np.exp(F.log_softmax(x).data), y, 1e-15, 1e-14, "exp(log_softmax) == softmax")
+
+
+@pytest.mark.parametrize("name", ["relu", "sigmoid", "softmax", "tanh"])
+def test_activation_keeps_float32(name):
+    x = sd.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    y = ACTIVATIONS[name][0](x)
+    assert y.dtype == np.float32
+    y.backward(np.ones((2, 3), np.float32))
+    assert x.grad.dtype == np.float32
+
+
+def test_relu_gradient_at_zero_is_zero_like_torch():
+    x = np.array([-1.0, 0.0, 2.0])
+    torch_parity(F.relu, TF.relu, [x])

@@ -1,0 +1,199 @@
+"""max_pool2d, avg_pool2d, global_avg_pool2d: finite differences on tie-free inputs,
+PyTorch parity (explicit -inf / count-excluding padding for 'same'), the tie rule,
+and the loop-based course reference."""
+import math
+import os
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from oracle import assert_close, distinct, gradcheck, torch_parity  # noqa: E402
+
+import strided as sd  # noqa: E402
+import strided.functional as F  # noqa: E402
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+
+
+def tf_same(n, k, s):
+    total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def resolved(padding, spatial, kernel, stride):
+    if padding == "same":
+        return tuple(tf_same(n, k, s) for n, k, s in zip(spatial, kernel, stride))
+    return ((padding, padding),) * 2
+
+
+def torch_pool(kind, kernel, stride, pads):
+    """PyTorch pooling on explicitly padded input: -inf for max; for average the
+    window sum divided by the number of real pixels (a padded mask of ones)."""
+    flat = [pads[1][0], pads[1][1], pads[0][0], pads[0][1]]
+
+    def fn(x):
+        if kind == "max":
+            return TF.max_pool2d(TF.pad(x, flat, value=-math.inf), kernel, stride)
+        ones = torch.ones((1, 1) + tuple(x.shape[2:]), dtype=x.dtype)
+        total = TF.avg_pool2d(TF.pad(x, flat), kernel, stride)
+        count = TF.avg_pool2d(TF.pad(ones, flat), kernel, stride)
+        return total / count
+
+    return fn
+
+
+CASES = []
+for k in (1, 2, 3):
+    for s in (None, 1, 2, 3):
+        for p in (0, 1, "same"):
+            if p == 1 and k < 2:
+                continue  # padding must be at most half the kernel
+            CASES.append(pytest.param(k, s, p, id=f"k{k}-s{s or 'k'}-p{p}"))
+CASES.append(pytest.param((2, 3), (1, 2), "same", id="k2x3-s1x2-same"))
+CASES.append(pytest.param((3, 2), (2, 1), (1, 0), id="k3x2-s2x1-p1x0"))
+
+
+def _args(kernel, stride, padding):
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    s = k if stride is None else ((stride, stride) if isinstance(stride, int) else stride)
+    return k, s
+
+
+@pytest.mark.parametrize("kernel, stride, padding", CASES)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pool_gradcheck(kind, kernel, stride, padding):
+    fn = F.max_pool2d if kind == "max" else F.avg_pool2d
+    x = distinct((2, 7, 6, 2), seed=zlib.crc32(f"{kind}{kernel}{stride}{padding}".encode()) % 1000)
+    y = gradcheck(lambda t: fn(t, kernel, stride, padding), x)
+    k, s = _args(kernel, stride, padding)
+    pads = resolved(padding, (7, 6), k, s) if not isinstance(padding, tuple) else tuple((p, p) for p in padding)
+    assert y.shape[1:3] == tuple((n + pb + pa - kk) // ss + 1 for n, kk, ss, (pb, pa) in zip((7, 6), k, s, pads))
+
+
+@pytest.mark.parametrize("kernel, stride, padding", CASES)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_pool_torch_parity(kind, kernel, stride, padding):
+    fn = F.max_pool2d if kind == "max" else F.avg_pool2d
+    k, s = _args(kernel, stride, padding)
+    pads = resolved(padding, (8, 7), k, s) if not isinstance(padding, tuple) else tuple((p, p) for p in padding)
+    x = distinct((2, 8, 7, 3), seed=5)
+    for dtype in (np.float64, np.float32):
+        torch_parity(lambda t: fn(t, kernel, stride, padding), torch_pool(kind, k, s, pads), [x], ["nhwc"],
+                     dtype=dtype)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 1), (3, 1, 1), (3, 2, 1), (2, 1, 0), (3, 3, 0)],
+                         ids=["k2-p1", "k3-s1-p1", "k3-s2-p1", "k2-s1", "k3"])
+def test_avg_pool_matches_torch_count_include_pad_false(kernel, stride, padding):
+    """Symmetric padding: torch's own count_include_pad=False path."""
+    x = distinct((2, 7, 7, 2), seed=1)
+    torch_parity(lambda t: F.avg_pool2d(t, kernel, stride, padding),
+                 lambda t: TF.avg_pool2d(t, kernel, stride, padding, count_include_pad=False), [x], ["nhwc"])
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 1), (3, 1, 1), (3, 2, 1), (2, 1, 0)],
+                         ids=["k2-p1", "k3-s1-p1", "k3-s2-p1", "k2-s1"])
+def test_max_pool_matches_torch_padding(kernel, stride, padding):
+    x = distinct((2, 7, 7, 2), seed=2) - 100.0  # all negative: zero padding would win, -inf must not
+    torch_parity(lambda t: F.max_pool2d(t, kernel, stride, padding),
+                 lambda t: TF.max_pool2d(t, kernel, stride, padding), [x], ["nhwc"])
+
+
+def test_avg_pool_padding_excluded_from_count():
+    x = np.ones((1, 4, 4, 1))
+    y = F.avg_pool2d(x, 3, 1, 1)
+    assert_close(y.data, np.ones((1, 4, 4, 1)), 0, 1e-15, "mean of ones is one everywhere")
+
+
+def test_max_pool_tie_goes_to_first_in_row_major_order():
+    # window [[1, 5], [5, 0]] (first max at (0, 1)); window [[5, 5], [5, 5]] (first at (0, 0))
+    x = np.array([[1.0, 5.0, 5.0, 5.0],
+                  [5.0, 0.0, 5.0, 5.0]]).reshape(1, 2, 4, 1)
+    t = sd.tensor(x.copy(), requires_grad=True)
+    y = F.max_pool2d(t, 2)
+    y.backward(np.array([[[[3.0], [7.0]]]]))
+    expected = np.zeros((1, 2, 4, 1))
+    expected[0, 0, 1, 0] = 3.0
+    expected[0, 0, 2, 0] = 7.0
+    assert_close(t.grad, expected, 0, 0, "tie rule")
+    tt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    TF.max_pool2d(tt, 2).backward(torch.tensor([[[[3.0, 7.0]]]], dtype=torch.float64))
+    assert_close(t.grad, tt.grad.numpy().transpose(0, 2, 3, 1), 0, 0, "torch")
+
+
+@pytest.mark.parametrize("stride", [1, 2], ids=["overlap", "no-overlap"])
+def test_max_pool_ties_match_torch(stride):
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 3, size=(2, 6, 6, 3)).astype(np.float64)  # many ties
+    torch_parity(lambda t: F.max_pool2d(t, 2, stride), lambda t: TF.max_pool2d(t, 2, stride), [x], ["nhwc"])
+
+
+def test_max_pool_large_window():
+    x = distinct((1, 20, 20, 2), seed=4)
+    torch_parity(lambda t: F.max_pool2d(t, 20), lambda t: TF.max_pool2d(t, 20), [x], ["nhwc"])
+
+
+def test_max_pool_16x16_window():
+    x = distinct((1, 16, 16, 2), seed=4)
+    torch_parity(lambda t: F.max_pool2d(t, 16), lambda t: TF.max_pool2d(t, 16), [x], ["nhwc"])
+
+
+def test_pool_dtype_and_no_grad():
+    x = distinct((1, 4, 4, 2)).astype(np.float32)
+    for fn in (F.max_pool2d, F.avg_pool2d):
+        t = sd.tensor(x, requires_grad=True)
+        assert fn(t, 2).dtype == np.float32
+        with sd.no_grad():
+            y = fn(t, 2)
+        assert not y.requires_grad
+        assert_close(y.data, fn(x, 2).data, 0, 0, "no_grad forward equals recorded forward")
+
+
+# --------------------------------------------------------------------------- global average pooling
+@pytest.mark.parametrize("keepdims", [False, True])
+def test_global_avg_pool_gradcheck(keepdims):
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 3))
+    y = gradcheck(lambda t: F.global_avg_pool2d(t, keepdims=keepdims), x)
+    assert y.shape == ((2, 1, 1, 3) if keepdims else (2, 3))
+    assert_close(y.data.reshape(2, 3), x.mean(axis=(1, 2)), 1e-15, 1e-14, "forward")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_global_avg_pool_torch(dtype):
+    x = np.random.default_rng(1).standard_normal((3, 5, 4, 6))
+    torch_parity(lambda t: F.global_avg_pool2d(t), lambda t: t.mean(dim=(2, 3)), [x], ["nhwc"],
+                 out_layout=None, dtype=dtype)
+    torch_parity(lambda t: F.global_avg_pool2d(t, keepdims=True),
+                 lambda t: TF.adaptive_avg_pool2d(t, 1), [x], ["nhwc"], dtype=dtype)
+
+
+# --------------------------------------------------------------------------- course reference
+@pytest.mark.parametrize("f, stride", [(2, 2), (3, 1), (3, 2), (2, 1)], ids=["f2s2", "f3s1", "f3s2", "f2s1"])
+@pytest.mark.parametrize("mode", ["max", "average"])
+def test_pool_matches_course(mode, f, stride):
+    course = pytest.importorskip("strided.course")
+    A = distinct((2, 5, 7, 3), seed=f * 10 + stride)
+    hp = {"f": f, "stride": stride}
+    Z, cache = course.pool_forward(A, hp, mode=mode)
+    fn = F.max_pool2d if mode == "max" else F.avg_pool2d
+    t = sd.tensor(A.copy(), requires_grad=True)
+    y = fn(t, f, stride)
+    assert_close(y.data, Z, 1e-14, 1e-14, "forward vs course.pool_forward")
+    dA = np.random.default_rng(0).standard_normal(Z.shape)
+    y.backward(dA)
+    assert_close(t.grad, course.pool_backward(dA, cache, mode=mode), 1e-14, 1e-14, "course.pool_backward")
+
+
+def test_max_pool_ties_match_course():
+    course = pytest.importorskip("strided.course")
+    A = np.random.default_rng(7).integers(0, 2, size=(2, 4, 6, 2)).astype(np.float64)
+    Z, cache = course.pool_forward(A, {"f": 2, "stride": 1}, mode="max")
+    t = sd.tensor(A.copy(), requires_grad=True)
+    y = F.max_pool2d(t, 2, 1)
+    dA = np.random.default_rng(1).standard_normal(Z.shape)
+    y.backward(dA)
+    assert_close(t.grad, course.pool_backward(dA, cache, mode="max"), 1e-14, 1e-14, "ties")
