@@ -7,6 +7,10 @@ Imported first by ``strided/__init__.py``, before NumPy:
   AVX-512 kernel (about 1.9x faster GEMM).  Set only when the CPU reports
   ``avx512f`` and the user has not chosen a core type, and only if NumPy is
   not imported yet (OpenBLAS reads it once, at load).
+* **Quiet BLAS threads.** After a GEMM, OpenBLAS's worker threads spin for
+  about 2^28 cycles waiting for more work, and on a 2-core machine they steal
+  the core that strided's own threads (copies, pooling, batch norm) need next.
+  ``OPENBLAS_THREAD_TIMEOUT=4`` lets them sleep almost at once.
 * **Buffer reuse.** glibc returns large freed blocks to the kernel (mmap), so
   the next same-sized buffer costs page faults (milliseconds for tens of MB).
   ``mallopt`` keeps freed memory in the heap for reuse instead.
@@ -35,9 +39,13 @@ def _cpu_has(flag: str) -> bool:
 def tune() -> None:
     if os.environ.get("STRIDED_NO_TUNING"):
         return
-    if "numpy" not in sys.modules and "OPENBLAS_CORETYPE" not in os.environ and _cpu_has("avx512f"):
-        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
-        applied["OPENBLAS_CORETYPE"] = "SkylakeX"
+    if "numpy" not in sys.modules:
+        if "OPENBLAS_CORETYPE" not in os.environ and _cpu_has("avx512f"):
+            os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+            applied["OPENBLAS_CORETYPE"] = "SkylakeX"
+        if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+            os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+            applied["OPENBLAS_THREAD_TIMEOUT"] = "4"
     if sys.platform.startswith("linux"):
         try:
             import ctypes

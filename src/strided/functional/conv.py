@@ -30,9 +30,9 @@ Buffers are allocated with NumPy and reused by the allocator (see
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from ..tensor import Function, Tensor
+from .im2col import Im2col, col2im_grad_input, conv_gemm, conv_grad_weight
 from .parallel import parallel_for
 from .utils import (float_tensor, check_positive, get_conv_outsize, ntuple, resolve_padding)
 
@@ -61,42 +61,6 @@ def pad_spatial(x: np.ndarray, pads: tuple, value=0.0) -> np.ndarray:
     return out
 
 
-def windows(xp: np.ndarray, kernel: tuple, stride: tuple, dilation: tuple, out_spatial: tuple) -> np.ndarray:
-    """Strided view ``(N, *OS, *K, C)`` of every window of a padded input (no copy)."""
-    sN, *sS, sC = xp.strides
-    shape = (xp.shape[0],) + tuple(out_spatial) + tuple(kernel) + (xp.shape[-1],)
-    strides = ((sN,) + tuple(s * st for s, st in zip(sS, stride))
-               + tuple(s * d for s, d in zip(sS, dilation)) + (sC,))
-    return as_strided(xp, shape=shape, strides=strides, writeable=False)
-
-
-def im2col(xp: np.ndarray, kernel, stride, dilation, out_spatial) -> np.ndarray:
-    """The ``cols`` matrix ``(N*prod(OS), prod(K)*C)``: one row per output pixel.
-
-    With one input channel the windows' innermost run is a single number, and
-    copying it window by window is slow; then the matrix is built tap by tap as
-    its transpose ``(prod(K), M)`` (long contiguous runs) and returned as a
-    transposed view: the same matrix to ``@`` and BLAS.
-    """
-    view = windows(xp, kernel, stride, dilation, out_spatial)
-    N, C = xp.shape[0], xp.shape[-1]
-    M = N * int(np.prod(out_spatial))
-    nsp = len(kernel)
-    if C == 1:
-        taps = list(np.ndindex(*kernel))
-        cols_t = np.empty((len(taps),) + view.shape[:nsp + 1], dtype=xp.dtype)
-
-        def copy_taps(lo, hi):
-            for k in range(lo, hi):
-                np.copyto(cols_t[k], view[(Ellipsis,) + taps[k] + (0,)])
-
-        parallel_for(len(taps), copy_taps)
-        return cols_t.reshape(len(taps), M).T
-    cols = np.empty(view.shape, dtype=xp.dtype)
-    parallel_for(N, lambda lo, hi: np.copyto(cols[lo:hi], view[lo:hi]))
-    return cols.reshape(M, -1)
-
-
 def add_channels(y2: np.ndarray, b: np.ndarray) -> None:
     """``y2 += b`` for ``y2`` of shape ``(M, C)``, fast also for few channels.
 
@@ -120,25 +84,6 @@ def sum_channels(g2: np.ndarray) -> np.ndarray:
     return np.ones(g2.shape[0], dtype=g2.dtype) @ g2
 
 
-def col2im_add(gcols: np.ndarray, padded_shape: tuple, kernel, stride, dilation, out_spatial) -> np.ndarray:
-    """Inverse of :func:`im2col`: add every window's gradient back into a padded array."""
-    N, C = padded_shape[0], padded_shape[-1]
-    g = gcols.reshape((N,) + tuple(out_spatial) + tuple(kernel) + (C,))
-    gxp = np.zeros(padded_shape, dtype=gcols.dtype)
-    nsp = len(kernel)
-
-    def work(lo, hi):
-        for offset in np.ndindex(*kernel):
-            target = (slice(lo, hi),) + tuple(
-                slice(k * d, k * d + (o - 1) * s + 1, s)
-                for k, d, o, s in zip(offset, dilation, out_spatial, stride))
-            source = (slice(lo, hi),) + (slice(None),) * nsp + offset
-            gxp[target] += g[source]
-
-    parallel_for(N, work)
-    return gxp
-
-
 def crop_spatial(xp: np.ndarray, pads: tuple) -> np.ndarray:
     if not any(b or a for b, a in pads):
         return xp
@@ -153,40 +98,33 @@ class Conv(Function):
     def __init__(self, stride: tuple, pads: tuple, dilation: tuple, groups: int):
         self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
 
+    def _weight_matrix(self, w: np.ndarray) -> np.ndarray:
+        """HWIO weight as the GEMM's right-hand side: ``(K*C, O)``, or ``(G, K*C/G, O/G)``."""
+        G, O = self.groups, w.shape[-1]
+        if G == 1:
+            return w.reshape(-1, O)
+        Cg = w.shape[-2]
+        return w.reshape(-1, Cg, G, O // G).transpose(2, 0, 1, 3).reshape(G, -1, O // G)
+
     # ----- forward
     def forward(self, x, w, b=None):
         nsp = x.ndim - 2
         kernel = w.shape[:nsp]
-        C, O, G = x.shape[-1], w.shape[-1], self.groups
+        N, C, O = x.shape[0], x.shape[-1], w.shape[-1]
         out_spatial = tuple(get_conv_outsize(s, k, st, pb, pa, d) for s, k, st, (pb, pa), d
                             in zip(x.shape[1:-1], kernel, self.stride, self.pads, self.dilation))
         self.x_shape, self.kernel, self.out_spatial = x.shape, kernel, out_spatial
         xp = pad_spatial(x, self.pads)
         self.padded_shape = xp.shape
-        N = x.shape[0]
-        M = N * int(np.prod(out_spatial))
-
-        if G > 1 and G == C and w.shape[-2] == 1:  # depthwise
-            self.mode = "depthwise"
-            self.xp = xp if self.needs_grad[1] else None  # the weight gradient reads the input
-            self.w = w
+        self.depthwise = self.groups > 1 and self.groups == C and w.shape[-2] == 1
+        if self.depthwise:
             y = depthwise_forward(xp, w, self.stride, self.dilation, out_spatial)
         else:
-            cols = im2col(xp, kernel, self.stride, self.dilation, out_spatial)
-            self.w = w
-            if G == 1:
-                self.mode = "dense"
-                y = cols @ w.reshape(-1, O)
-            else:
-                self.mode = "grouped"
-                Cg, Og = C // G, O // G
-                c = cols.reshape(M, -1, G, Cg).transpose(2, 0, 1, 3).reshape(G, M, -1)
-                wg = w.reshape(-1, Cg, G, Og).transpose(2, 0, 1, 3).reshape(G, -1, Og)
-                y = (c @ wg).transpose(1, 0, 2).reshape(M, O)
-            # keep cols only if the weight gradient will need them
-            self.cols = cols if self.needs_grad[1] else None
-            y = y.reshape((N,) + out_spatial + (O,))
-        if b is not None:
+            y = np.empty((N,) + out_spatial + (O,), dtype=x.dtype)
+            conv_gemm(Im2col(xp, kernel, self.stride, self.dilation, out_spatial), self._weight_matrix(w), y, b)
+        self.xp = xp if self.needs_grad[1] else None  # the weight gradient reads the input again
+        self.w = w
+        if b is not None and self.depthwise:
             add_channels(y.reshape(-1, O), b)
         return y
 
@@ -195,7 +133,7 @@ class Conv(Function):
         gx = gw = gb = None
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = sum_channels(gy.reshape(-1, gy.shape[-1]))
-        if self.mode == "depthwise":
+        if self.depthwise:
             if self.needs_grad[1]:
                 gw = depthwise_grad_weight(self.xp, gy, self.w.shape, self.stride, self.dilation)
             if self.needs_grad[0]:
@@ -203,39 +141,29 @@ class Conv(Function):
                 gx = crop_spatial(gxp, self.pads)
             return gx, gw, gb
 
-        O, G = gy.shape[-1], self.groups
-        g2 = gy.reshape(-1, O)
-        w = self.w
+        w, G = self.w, self.groups
         if self.needs_grad[1]:
-            cols = self.cols
+            im = Im2col(self.xp, self.kernel, self.stride, self.dilation, self.out_spatial)
+            gw2 = conv_grad_weight(im, gy, G)
             if G == 1:
-                gw = (cols.T @ g2).reshape(w.shape)
-            else:
-                M, Og = g2.shape[0], O // G
-                Cg = w.shape[-2]
-                c = cols.reshape(M, -1, G, Cg).transpose(2, 3, 1, 0).reshape(G, -1, M)  # (G, K*Cg, M)
-                gg = g2.reshape(M, G, Og).transpose(1, 0, 2)
-                gw = (c @ gg).reshape(G, Cg, -1, Og).transpose(2, 1, 0, 3).reshape(w.shape)
-                # (G, Cg, K, Og) -> (K, Cg, G, Og): channel o = g*Og + j
+                gw = gw2.reshape(w.shape)
+            else:  # (G, K*Cg, Og) -> (K, Cg, G, Og): output channel o = g*Og + j
+                Cg, Og = w.shape[-2], w.shape[-1] // G
+                gw = gw2.reshape((G,) + self.kernel + (Cg, Og))
+                gw = np.moveaxis(gw, 0, -2).reshape(w.shape)
         if self.needs_grad[0]:
             if all(s == 1 for s in self.stride) and self._conv_is_cheaper(gy.shape[-1]):
                 gx = self._grad_input_as_conv(gy)
             else:
-                if G == 1:
-                    gcols = g2 @ w.reshape(-1, O).T
-                else:
-                    M, Og, Cg = g2.shape[0], O // G, w.shape[-2]
-                    wg = w.reshape(-1, Cg, G, Og).transpose(2, 3, 0, 1).reshape(G, Og, -1)  # (G, Og, K*Cg)
-                    gg = g2.reshape(M, G, Og).transpose(1, 0, 2)
-                    gcols = (gg @ wg).reshape(G, M, -1, Cg).transpose(1, 2, 0, 3).reshape(M, -1)
-                gxp = col2im_add(gcols, self.padded_shape, self.kernel, self.stride, self.dilation, self.out_spatial)
+                gxp = col2im_grad_input(gy, self._weight_matrix(w), self.padded_shape, self.kernel,
+                                        self.stride, self.dilation)
                 gx = crop_spatial(gxp, self.pads)
         return gx, gw, gb
 
     def _conv_is_cheaper(self, O: int) -> bool:
-        """Estimate memory traffic: the 'full' convolution copies windows of the
-        padded gy (``prod(padded) * K * O`` numbers); col2im writes and re-reads
-        ``gcols`` and updates gx per tap (about ``3 * prod(out) * K * C``)."""
+        """Compare the work outside the GEMM: the 'full' convolution copies windows
+        of the padded gy (``prod(padded) * K * O`` numbers); col2im adds
+        ``prod(out) * K * C`` numbers back into gx, each a read-modify-write."""
         C = self.x_shape[-1]
         padded = np.prod([o + 2 * d * (k - 1) for o, k, d in zip(self.out_spatial, self.kernel, self.dilation)])
         return padded * O < 3 * np.prod(self.out_spatial) * C
@@ -250,8 +178,7 @@ class Conv(Function):
         # rows of the padded input that no window reached get zero: extra 'after' padding
         extra = tuple(P - (o + dd * (kk - 1)) for P, o, kk, dd in zip(self.padded_shape[1:-1], self.out_spatial, k, d))
         full = tuple((dd * (kk - 1), dd * (kk - 1) + e) for kk, dd, e in zip(k, d, extra))
-        G = self.groups
-        w = self.w
+        G, w = self.groups, self.w
         flip = (slice(None, None, -1),) * nsp
         Cg, O = w.shape[-2], w.shape[-1]
         Og = O // G

@@ -7,6 +7,7 @@ col2im adds, depthwise multiply-adds).  ``parallel_for(n, work)`` calls
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -43,3 +44,32 @@ def parallel_for(n: int, work, min_chunk: int = 1) -> None:
     work(bounds[0], bounds[1])  # this thread does the first chunk
     for f in futures:
         f.result()
+
+
+# --------------------------------------------------------------------------- BLAS threads
+_blas = {"controllers": None}
+
+
+def _blas_controllers() -> list:
+    if _blas["controllers"] is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+            _blas["controllers"] = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+        except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS alone
+            _blas["controllers"] = []
+    return _blas["controllers"]
+
+
+@contextlib.contextmanager
+def blas_single_threaded():
+    """Run BLAS on one thread inside the block, because strided's own threads
+    each call it on their own share of the work (no oversubscription)."""
+    controllers = _blas_controllers() if _state["threads"] > 1 else []
+    saved = [c.num_threads for c in controllers]
+    for c in controllers:
+        c.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for c, n in zip(controllers, saved):
+            c.set_num_threads(n)
