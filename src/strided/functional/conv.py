@@ -33,7 +33,7 @@ import numpy as np
 
 from ..tensor import Function, Tensor
 from .im2col import Im2col, col2im_grad_input, conv_gemm, conv_grad_weight
-from .parallel import parallel_for
+from .parallel import blas_single_threaded, parallel_blocks
 from .utils import (float_tensor, check_positive, get_conv_outsize, ntuple, resolve_padding)
 
 __all__ = ["conv2d", "conv3d", "conv", "conv_output_shape"]
@@ -199,12 +199,13 @@ def _tap(xp, offset, stride, dilation, out_spatial):
     return xp[index]
 
 
-def _blocks(lo: int, hi: int, per_item: int, budget: int = 1 << 19):
-    """Split ``range(lo, hi)`` into blocks whose working set (``per_item`` bytes each)
-    stays near ``budget`` bytes, so repeated passes over a block hit the cache."""
-    step = max(1, budget // max(per_item, 1))
-    for start in range(lo, hi, step):
-        yield start, min(start + step, hi)
+def _rows(view: np.ndarray) -> np.ndarray:
+    """View ``(n, *OS, C)`` as ``(n, *OS[:-1], OW*C)`` when the last two axes are
+    contiguous together (stride-1 taps), so a broadcast multiply by a weight
+    tiled ``OW`` times runs over long rows instead of ``C`` numbers at a time."""
+    if view.strides[-2] == view.shape[-1] * view.strides[-1]:
+        return view.reshape(view.shape[:-2] + (view.shape[-2] * view.shape[-1],))
+    return view
 
 
 def depthwise_forward(xp, w, stride, dilation, out_spatial):
@@ -217,21 +218,32 @@ def depthwise_forward(xp, w, stride, dilation, out_spatial):
     kernel = w.shape[:nsp]
     N, C, O = xp.shape[0], xp.shape[-1], w.shape[-1]
     m = O // C
-    wk = w.reshape(kernel + (C, m))
-    y = np.empty((N,) + tuple(out_spatial) + (C, m), dtype=xp.dtype)
+    OW = out_spatial[-1]
+    if m == 1:
+        wk = w.reshape(kernel + (C,))
+        wide = np.tile(wk, (1,) * nsp + (OW,))  # each tap's weights repeated along the row
+    else:
+        wk = w.reshape(kernel + (C, m))
+    y = np.empty((N,) + tuple(out_spatial) + ((C,) if m == 1 else (C, m)), dtype=xp.dtype)
     offsets = list(np.ndindex(*kernel))
 
-    def work(lo, hi):
-        for b0, b1 in _blocks(lo, hi, y[0].nbytes):
-            acc = y[b0:b1]
-            tmp = np.empty_like(acc)
-            part = xp[b0:b1]
-            np.multiply(_tap(part, offsets[0], stride, dilation, out_spatial)[..., None], wk[offsets[0]], out=acc)
-            for offset in offsets[1:]:
-                np.multiply(_tap(part, offset, stride, dilation, out_spatial)[..., None], wk[offset], out=tmp)
-                acc += tmp
+    def multiply(part, offset, out):
+        t = _tap(part, offset, stride, dilation, out_spatial)
+        if m > 1:
+            np.multiply(t[..., None], wk[offset], out=out)
+            return
+        rows = _rows(t)
+        np.multiply(rows, wide[offset] if rows.ndim == t.ndim - 1 else wk[offset], out=out.reshape(rows.shape))
 
-    parallel_for(N, work)
+    def work(b0, b1):
+        acc, part = y[b0:b1], xp[b0:b1]
+        tmp = np.empty_like(acc)
+        multiply(part, offsets[0], acc)
+        for offset in offsets[1:]:
+            multiply(part, offset, tmp)
+            acc += tmp
+
+    parallel_blocks(N, y[0].nbytes, work)
     return y.reshape((N,) + tuple(out_spatial) + (O,))
 
 
@@ -244,19 +256,22 @@ def depthwise_grad_weight(xp, gy, w_shape, stride, dilation):
     out_spatial = gy.shape[1:-1]
     g = gy.reshape(gy.shape[:-1] + (C, m))
     offsets = list(np.ndindex(*kernel))
-    partials = []  # one accumulator per thread's chunk, summed at the end
-    letters = "abcdefg"[:nsp + 1]
-    spec = f"{letters}z,{letters}zj->zj"  # sum over batch and pixels, per channel and multiplier
+    partials = []  # one accumulator per block, summed at the end
+    pixels = int(np.prod(out_spatial))
 
-    def work(lo, hi):
-        acc = np.zeros(kernel + (C, m), dtype=gy.dtype)
+    def work(b0, b1):
+        acc = np.empty(kernel + (C, m), dtype=gy.dtype)
+        prod = np.empty(((b1 - b0) * pixels, C), dtype=gy.dtype)
+        ones = np.ones((b1 - b0) * pixels, dtype=gy.dtype)
+        for offset in offsets:
+            t = _tap(xp[b0:b1], offset, stride, dilation, out_spatial)
+            for j in range(m):
+                np.multiply(t, g[b0:b1, ..., j], out=prod.reshape(t.shape))
+                acc[offset + (slice(None), j)] = ones @ prod  # column sums by BLAS
         partials.append(acc)
-        for b0, b1 in _blocks(lo, hi, gy[0].nbytes):
-            for offset in offsets:
-                tap = _tap(xp[b0:b1], offset, stride, dilation, out_spatial)
-                acc[offset] += np.einsum(spec, tap, g[b0:b1])
 
-    parallel_for(N, work)
+    with blas_single_threaded():
+        parallel_blocks(N, gy[0].nbytes, work)
     return np.sum(partials, axis=0).reshape(w_shape)
 
 
@@ -269,20 +284,22 @@ def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
     wk = w.reshape(kernel + (C, m))
     g = gy.reshape(gy.shape[:-1] + (C, m))
     out_spatial = gy.shape[1:-1]
+    wide = np.tile(wk[..., 0], (1,) * nsp + (out_spatial[-1],)) if m == 1 else None
     gxp = np.zeros(padded_shape, dtype=gy.dtype)
 
-    def work(lo, hi):
-        for b0, b1 in _blocks(lo, hi, gy[0].nbytes):
-            tmp = np.empty((b1 - b0,) + tuple(out_spatial) + (C,), dtype=gy.dtype)
-            part = gxp[b0:b1]
-            for offset in np.ndindex(*kernel):
-                if m == 1:
-                    np.multiply(g[b0:b1, ..., 0], wk[offset][:, 0], out=tmp)
-                else:
-                    np.einsum("...cj,cj->...c", g[b0:b1], wk[offset], out=tmp)
-                _tap(part, offset, stride, dilation, out_spatial)[...] += tmp
+    def work(b0, b1):
+        tmp = np.empty((b1 - b0,) + tuple(out_spatial) + (C,), dtype=gy.dtype)
+        part = gxp[b0:b1]
+        for offset in np.ndindex(*kernel):
+            if m == 1:
+                rows = _rows(g[b0:b1, ..., 0])
+                np.multiply(rows, wide[offset] if rows.ndim == tmp.ndim - 1 else wk[offset][:, 0],
+                            out=tmp.reshape(rows.shape))
+            else:
+                np.einsum("...cj,cj->...c", g[b0:b1], wk[offset], out=tmp)
+            _tap(part, offset, stride, dilation, out_spatial)[...] += tmp
 
-    parallel_for(N, work)
+    parallel_blocks(N, gxp[0].nbytes, work)
     return gxp
 
 

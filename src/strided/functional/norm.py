@@ -20,94 +20,132 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor, as_tensor
-from .parallel import parallel_for
+from .parallel import blas_single_threaded, blocks, parallel_blocks, parallel_for
 from .utils import float_tensor
 
 __all__ = ["batch_norm"]
 
 
-def _rows(n: int) -> int:
-    return max(n // 65536, 1)  # parallel chunks only for large arrays
+def _wide(x2: np.ndarray) -> tuple:
+    """View ``(M, C)`` as ``(M/r, r*C)`` with rows of a few hundred numbers.
+
+    Per-channel arithmetic on ``(M, C)`` broadcasts a ``(C,)`` vector and NumPy
+    then loops ``C`` numbers at a time; on the wide view the same vector tiled
+    ``r`` times makes every inner loop long.  Returns ``(view, r)``.
+    """
+    M, C = x2.shape
+    r = 1
+    while r * 2 * C <= 512 and M % (r * 2) == 0:
+        r *= 2
+    return x2.reshape(M // r, r * C), r
+
+
+def _column_sums(work_rows, M: int, C: int, row_bytes: int, dtype, count: int = 1) -> list:
+    """Sum ``count`` per-block quantities over all rows, block by block in parallel.
+
+    ``work_rows(lo, hi)`` returns a tuple of ``count`` arrays ``(hi-lo, C)``
+    (computed in cache); their column sums (a BLAS matrix-vector product each)
+    are accumulated per thread and added up.
+    """
+    partials = []
+
+    def work(lo, hi):
+        acc = np.zeros((count, C), dtype=dtype)
+        for b0, b1 in blocks(lo, hi, row_bytes):
+            ones = np.ones(b1 - b0, dtype=dtype)
+            for i, part in enumerate(work_rows(b0, b1)):
+                acc[i] += ones @ part
+        partials.append(acc)
+
+    with blas_single_threaded():
+        parallel_for(M, work)
+    return list(np.sum(partials, axis=0))
 
 
 class BatchNorm(Function):
+    """Everything is done in cache-sized blocks of rows spread over the cores;
+    ``xhat`` is recomputed from ``x`` in backward instead of being stored."""
+
     def __init__(self, running_mean, running_var, training, momentum, eps):
         self.running_mean, self.running_var = running_mean, running_var
         self.training, self.momentum, self.eps = training, momentum, eps
 
     def forward(self, x, gamma, beta):
         C = x.shape[-1]
-        x2 = x.reshape(-1, C)
-        M = x2.shape[0]
+        x2, r = _wide(x.reshape(-1, C))
+        R, L, row_bytes = x2.shape[0], x2.shape[1], x2[0].nbytes
+        M = R * r
+        self.r = r
         if self.training:
-            mean = x2.mean(axis=0)
-            xc = np.empty_like(x2)
-            parallel_for(M, lambda lo, hi: np.subtract(x2[lo:hi], mean, out=xc[lo:hi]), min_chunk=65536 // C + 1)
-            var = np.einsum("ij,ij->j", xc, xc) / M
-            inv_std = 1.0 / np.sqrt(var + self.eps)
+            (total,) = _column_sums(lambda lo, hi: (x2[lo:hi],), R, L, row_bytes, x.dtype)
+            mean = total.reshape(r, C).sum(axis=0) / M
+            mean_wide = np.tile(mean, r).astype(x.dtype)
+            (squares,) = _column_sums(lambda lo, hi: (np.square(x2[lo:hi] - mean_wide),), R, L, row_bytes, x.dtype)
+            var = squares.reshape(r, C).sum(axis=0) / M
+            inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
+            m = self.momentum
             if self.running_mean is not None:
-                m = self.momentum
                 self.running_mean *= 1 - m
                 self.running_mean += m * mean
             if self.running_var is not None:
-                m = self.momentum
                 self.running_var *= 1 - m
                 self.running_var += m * var * (M / max(M - 1, 1))
         else:
             if self.running_mean is None or self.running_var is None:
                 raise ValueError("batch_norm with training=False needs running_mean and running_var")
-            mean = self.running_mean.astype(x.dtype, copy=False)
-            inv_std = (1.0 / np.sqrt(self.running_var + self.eps)).astype(x.dtype, copy=False)
-            xc = None
+            mean = self.running_mean.astype(x.dtype)
+            inv_std = (1.0 / np.sqrt(self.running_var + self.eps)).astype(x.dtype)
         scale = (gamma * inv_std).astype(x.dtype, copy=False)
-        shift = beta - mean * scale
+        shift = (beta - mean * scale).astype(x.dtype, copy=False)
+        scale_wide, shift_wide = np.tile(scale, r), np.tile(shift, r)
         y = np.empty_like(x2)
 
         def work(lo, hi):
-            np.multiply(x2[lo:hi], scale, out=y[lo:hi])
-            y[lo:hi] += shift
+            np.multiply(x2[lo:hi], scale_wide, out=y[lo:hi])
+            y[lo:hi] += shift_wide
 
-        parallel_for(M, work, min_chunk=65536 // C + 1)
+        parallel_blocks(R, row_bytes, work)
         if self.recording:
-            self.inv_std, self.scale = inv_std.astype(x.dtype, copy=False), scale
-            if self.training:
-                # keep xhat = xc * inv_std for the backward pass (in place: no new buffer)
-                parallel_for(M, lambda lo, hi: np.multiply(xc[lo:hi], self.inv_std, out=xc[lo:hi]),
-                             min_chunk=65536 // C + 1)
-                self.xhat = xc
-            else:
-                self.xhat = (x2 - mean) * self.inv_std if self.needs_grad[1] else None
+            self.x2, self.scale, self.mean, self.inv_std = x2, scale, mean, inv_std
+            self.mean_wide = np.tile(mean, r).astype(x.dtype)
         return y.reshape(x.shape)
 
     def backward(self, gy):
-        C = gy.shape[-1]
-        g2 = gy.reshape(-1, C)
-        M = g2.shape[0]
-        xhat = self.xhat
-        sum_gy = g2.sum(axis=0)
-        need_gamma = self.needs_grad[1]
-        sum_gy_xhat = np.einsum("ij,ij->j", g2, xhat) if (xhat is not None and (self.training or need_gamma)) else None
+        C, r = gy.shape[-1], self.r
+        g2 = gy.reshape(-1, r * C)
+        R, L, row_bytes = g2.shape[0], g2.shape[1], g2[0].nbytes
+        M = R * r
+        x2, mean_wide = self.x2, self.mean_wide
+        # sum(gy * xhat) = sum(gy * (x - mean)) * inv_std
+        sums = _column_sums(lambda lo, hi: (g2[lo:hi], g2[lo:hi] * (x2[lo:hi] - mean_wide)),
+                            R, L, row_bytes, gy.dtype, count=2)
+        sum_gy, sum_gy_xc = (v.reshape(r, C).sum(axis=0) for v in sums)
+        inv_std = self.inv_std
+        sum_gy_xhat = sum_gy_xc * inv_std
         gx = None
         if self.needs_grad[0]:
             a = self.scale
             gx = np.empty_like(g2)
             if self.training:
+                # gx = a*gy + b*xhat + c = a*gy + (b*inv_std)*x + (c - b*inv_std*mean)
                 b = -a * sum_gy_xhat / M
-                c = -a * sum_gy / M
+                bx = b * inv_std
+                c = -a * sum_gy / M - bx * self.mean
+                a_w, bx_w, c_w = (np.tile(v, r).astype(gy.dtype) for v in (a, bx, c))
 
                 def work(lo, hi):
                     out = gx[lo:hi]
-                    np.multiply(g2[lo:hi], a, out=out)
-                    out += xhat[lo:hi] * b
-                    out += c
+                    np.multiply(g2[lo:hi], a_w, out=out)
+                    out += x2[lo:hi] * bx_w
+                    out += c_w
             else:
+                a_w = np.tile(a, r)
+
                 def work(lo, hi):
-                    np.multiply(g2[lo:hi], a, out=gx[lo:hi])
-            parallel_for(M, work, min_chunk=65536 // C + 1)
+                    np.multiply(g2[lo:hi], a_w, out=gx[lo:hi])
+            parallel_blocks(R, row_bytes, work)
             gx = gx.reshape(gy.shape)
-        ggamma = sum_gy_xhat if need_gamma else None
-        gbeta = sum_gy if self.needs_grad[2] else None
-        return gx, ggamma, gbeta
+        return gx, sum_gy_xhat if self.needs_grad[1] else None, sum_gy if self.needs_grad[2] else None
 
 
 def batch_norm(x, running_mean=None, running_var=None, gamma=None, beta=None, training: bool = True,

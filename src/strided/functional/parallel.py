@@ -73,3 +73,20 @@ def blas_single_threaded():
     finally:
         for c, n in zip(controllers, saved):
             c.set_num_threads(n)
+
+
+def blocks(lo: int, hi: int, item_bytes: int, budget: int = 1 << 19):
+    """Split ``range(lo, hi)`` into blocks of about ``budget`` bytes (``item_bytes``
+    each), so that several passes over one block hit the cache."""
+    step = max(1, budget // max(item_bytes, 1))
+    for start in range(lo, hi, step):
+        yield start, min(start + step, hi)
+
+
+def parallel_blocks(n: int, item_bytes: int, work, budget: int = 1 << 19) -> None:
+    """``work(lo, hi)`` over cache-sized blocks of ``range(n)``, the blocks shared
+    out over the threads."""
+    def run(lo, hi):
+        for b0, b1 in blocks(lo, hi, item_bytes, budget):
+            work(b0, b1)
+    parallel_for(n, run)
