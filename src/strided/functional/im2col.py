@@ -158,30 +158,34 @@ def col2im_grad_input(gy: np.ndarray, w2: np.ndarray, padded_shape: tuple, kerne
     N, C = padded_shape[0], padded_shape[-1]
     out_spatial, O = gy.shape[1:-1], gy.shape[-1]
     taps = list(np.ndindex(*kernel))
-    kc = len(taps) * C
-    blocks = row_blocks(N, out_spatial, kc * gy.itemsize)
+    blocks = row_blocks(N, out_spatial, len(taps) * C * gy.itemsize)
     gxp = np.zeros(padded_shape, dtype=gy.dtype)
     grouped = w2.ndim == 3
-    wt = np.swapaxes(w2, -1, -2)  # (O, K*C) or (G, O/G, K*C/G)
+    if grouped:
+        G = w2.shape[0]
+        wt = np.swapaxes(w2, -1, -2)  # (G, O/G, K*C/G)
+    else:
+        # tap-major weights (K, O, C): each tap's gcols come out contiguous, so
+        # adding them into gx runs over whole rows, not C numbers at a time
+        wt = np.ascontiguousarray(w2.reshape(len(taps), C, O).transpose(0, 2, 1))
 
     def work(lo, hi):
         for n0, n1, o0, o1 in blocks:
             if not lo <= n0 < hi:
                 continue
             g = gy[n0:n1, o0:o1].reshape(-1, O)
+            block_shape = (n1 - n0, o1 - o0) + tuple(out_spatial[1:]) + (C,)
             if grouped:
-                G = w2.shape[0]
                 gcols = (g.reshape(-1, G, O // G).transpose(1, 0, 2) @ wt)  # (G, rows, K*C/G)
-                gcols = gcols.reshape(G, -1, len(taps), C // G).transpose(1, 2, 0, 3)
+                gcols = gcols.reshape(G, -1, len(taps), C // G).transpose(2, 1, 0, 3)  # (K, rows, G, C/G)
             else:
-                gcols = g @ wt
-            gcols = gcols.reshape((n1 - n0, o1 - o0) + tuple(out_spatial[1:]) + tuple(kernel) + (C,))
-            for tap in taps:
+                gcols = g @ wt  # (K, rows, C)
+            for k, tap in enumerate(taps):
                 first = slice(o0 * stride[0] + tap[0] * dilation[0],
                               (o1 - 1) * stride[0] + tap[0] * dilation[0] + 1, stride[0])
-                rest = tuple(slice(k * d, k * d + (o - 1) * s + 1, s)
-                             for k, d, o, s in zip(tap[1:], dilation[1:], out_spatial[1:], stride[1:]))
-                gxp[(slice(n0, n1), first) + rest] += gcols[(Ellipsis,) + tap + (slice(None),)]
+                rest = tuple(slice(t * d, t * d + (o - 1) * s + 1, s)
+                             for t, d, o, s in zip(tap[1:], dilation[1:], out_spatial[1:], stride[1:]))
+                gxp[(slice(n0, n1), first) + rest] += gcols[k].reshape(block_shape)
 
     with blas_single_threaded():
         parallel_for(N, work)
