@@ -33,7 +33,7 @@ import numpy as np
 
 from ..tensor import Function, Tensor
 from .im2col import Im2col, col2im_grad_input, conv_gemm, conv_grad_weight
-from .parallel import blas_single_threaded, parallel_blocks
+from .parallel import blas_single_threaded, parallel_blocks, parallel_for
 from .utils import (float_tensor, check_positive, get_conv_outsize, ntuple, resolve_padding)
 
 __all__ = ["conv2d", "conv3d", "conv", "conv_output_shape"]
@@ -41,23 +41,33 @@ __all__ = ["conv2d", "conv3d", "conv", "conv_output_shape"]
 
 # --------------------------------------------------------------------------- window helpers
 def pad_spatial(x: np.ndarray, pads: tuple, value=0.0) -> np.ndarray:
-    """Pad the spatial axes (1 .. ndim-2) of a channels-last array."""
+    """Pad the spatial axes (1 .. ndim-2) of a channels-last array.
+
+    A negative amount crops instead (used by the input gradient).  The copy is
+    split over the threads by image.
+    """
     if not any(b or a for b, a in pads):
         return x
+    if any(b < 0 or a < 0 for b, a in pads):
+        crop = (slice(None),) + tuple(slice(max(-b, 0), s - max(-a, 0)) for s, (b, a) in zip(x.shape[1:-1], pads))
+        x = x[crop]
+        pads = tuple((max(b, 0), max(a, 0)) for b, a in pads)
     shape = (x.shape[0],) + tuple(s + b + a for s, (b, a) in zip(x.shape[1:-1], pads)) + (x.shape[-1],)
     out = np.empty(shape, dtype=x.dtype)
-    inner = (slice(None),) + tuple(slice(b, b + s) for s, (b, _) in zip(x.shape[1:-1], pads))
-    # fill only the border, then copy the interior (no full memset)
-    for axis, (b, a) in enumerate(pads, start=1):
-        if b:
-            index = [slice(None)] * out.ndim
-            index[axis] = slice(0, b)
-            out[tuple(index)] = value
-        if a:
-            index = [slice(None)] * out.ndim
-            index[axis] = slice(out.shape[axis] - a, None)
-            out[tuple(index)] = value
-    out[inner] = x
+    inner = tuple(slice(b, b + s) for s, (b, _) in zip(x.shape[1:-1], pads))
+
+    def work(lo, hi):
+        part = out[lo:hi]
+        # fill only the border, then copy the interior (no full memset)
+        for axis, (b, a) in enumerate(pads, start=1):
+            for edge in ((slice(0, b) if b else None), (slice(part.shape[axis] - a, None) if a else None)):
+                if edge is not None:
+                    index = [slice(None)] * part.ndim
+                    index[axis] = edge
+                    part[tuple(index)] = value
+        part[(slice(None),) + inner] = x[lo:hi]
+
+    parallel_for(x.shape[0], work)
     return out
 
 
@@ -161,34 +171,33 @@ class Conv(Function):
         return gx, gw, gb
 
     def _conv_is_cheaper(self, O: int) -> bool:
-        """Compare the work outside the GEMM: the 'full' convolution copies windows
-        of the padded gy (``prod(padded) * K * O`` numbers); col2im adds
-        ``prod(out) * K * C`` numbers back into gx, each a read-modify-write."""
+        """Compare the work outside the GEMM: the transposed convolution copies
+        windows of gy for every input pixel (``prod(S) * K * O`` numbers); col2im
+        adds ``prod(OS) * K * C`` numbers back into gx, each a read-modify-write."""
         C = self.x_shape[-1]
-        padded = np.prod([o + 2 * d * (k - 1) for o, k, d in zip(self.out_spatial, self.kernel, self.dilation)])
-        return padded * O < 3 * np.prod(self.out_spatial) * C
+        return np.prod(self.x_shape[1:-1]) * O < 3 * np.prod(self.out_spatial) * C
 
     def _grad_input_as_conv(self, gy):
-        """Stride-1 input gradient as a 'full' convolution of gy with the flipped kernel.
+        """Stride-1 input gradient as a convolution of gy with the flipped kernel.
 
-        gx_pad = conv(pad(gy, d*(K-1)), flip(w) with in/out swapped), then crop the padding.
+        gx[h] = sum_i gy[h + pad_before - i*d] w[i]: pad gy by ``d*(K-1) - pad_before``
+        before and ``S - OS + pad_before`` after (negative = crop) and convolve
+        with the kernel flipped and its in/out channels swapped; the output is
+        exactly gx, no padding computed and thrown away.
         """
         nsp = gy.ndim - 2
         k, d = self.kernel, self.dilation
-        # rows of the padded input that no window reached get zero: extra 'after' padding
-        extra = tuple(P - (o + dd * (kk - 1)) for P, o, kk, dd in zip(self.padded_shape[1:-1], self.out_spatial, k, d))
-        full = tuple((dd * (kk - 1), dd * (kk - 1) + e) for kk, dd, e in zip(k, d, extra))
+        around = tuple((dd * (kk - 1) - pb, S - o + pb)
+                       for kk, dd, (pb, _), S, o in zip(k, d, self.pads, self.x_shape[1:-1], self.out_spatial))
         G, w = self.groups, self.w
         flip = (slice(None, None, -1),) * nsp
         Cg, O = w.shape[-2], w.shape[-1]
         Og = O // G
         # (K, Cg, G, Og) -> (K, Og, G, Cg): a grouped conv from O channels to C channels
         wt = w[flip].reshape(k + (Cg, G, Og)).swapaxes(nsp, nsp + 2).reshape(k + (Og, G * Cg))
-        gyp = pad_spatial(gy, full)
         sub = Conv((1,) * nsp, ((0, 0),) * nsp, d, G)
         sub.needs_grad = (False, False)
-        gxp = sub.forward(gyp, np.ascontiguousarray(wt))
-        return crop_spatial(gxp, self.pads)
+        return sub.forward(pad_spatial(gy, around), np.ascontiguousarray(wt))
 
 
 # --------------------------------------------------------------------------- depthwise path
