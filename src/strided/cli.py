@@ -157,6 +157,8 @@ def build_parser():
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_edges_parser(subparsers)
+    from .cli_train import register as register_training
+    register_training(subparsers)
     return parser
 
 

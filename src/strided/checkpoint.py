@@ -1,0 +1,97 @@
+"""Checkpoints: safetensors files written atomically, read without running code.
+
+A checkpoint holds arrays and one JSON document:
+
+* ``model/<name>``   every parameter and buffer of ``model.state_dict()``
+* ``optim/<i.name>`` the optimizer's per-parameter buffers (momentum, Adam moments)
+* metadata ``strided`` (JSON): epoch, batch within the epoch, optimizer and
+  schedule state, random-generator states, training history, run config.
+
+Writing goes to a temporary file in the same folder, flushed to disk, then
+``os.replace``-d over the target: a crash or Ctrl-C mid-write never leaves a
+half-written checkpoint.  Reading parses the safetensors header (a JSON table
+of dtypes, shapes and byte offsets) and the raw buffers: no pickle, no code.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "CheckpointError"]
+
+META_KEY = "strided"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, corrupt, truncated or for another model."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
+    """Write ``arrays`` (name -> ndarray) and the JSON-able ``meta`` atomically."""
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    tensors = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
+    metadata = {META_KEY: json.dumps(meta)}
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    return path
+
+
+def load_checkpoint(path) -> tuple[dict, dict]:
+    """Read a checkpoint: ``(arrays, meta)``.  Raises CheckpointError with the reason."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        arrays = load_file(str(path))
+        with open(path, "rb") as f:
+            header_size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(header_size))
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a readable safetensors file "
+                              f"(corrupt or truncated?): {exc}") from None
+    try:
+        meta = json.loads(header.get("__metadata__", {}).get(META_KEY, "{}"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} has unreadable metadata: {exc}") from None
+    return arrays, meta
+
+
+def save_weights(model, path, meta: dict | None = None) -> Path:
+    """Only the model: ``model/<name>`` arrays (and optional metadata)."""
+    return save_checkpoint(path, {f"model/{k}": v for k, v in model.state_dict().items()}, meta or {})
+
+
+def load_weights(model, path, strict: bool = True) -> dict:
+    """Load the ``model/`` arrays of a checkpoint into ``model``; returns the metadata."""
+    arrays, meta = load_checkpoint(path)
+    state = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    if not state:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds no model weights")
+    try:
+        model.load_state_dict(state, strict=strict)
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not fit this model: {exc}") from None
+    return meta

@@ -1,0 +1,289 @@
+"""``strided train | evaluate | predict``: the training commands of the CLI.
+
+    strided train --model lenet5 --data fashion-mnist --epochs 10 --batch-size 64 --lr 1e-3 --out RUN_DIR
+    strided train --resume RUN_DIR              # continue an interrupted run exactly
+    strided evaluate RUN_DIR                     # test accuracy and confusion matrix of the best checkpoint
+    strided predict RUN_DIR IMAGE... --top 3     # class names with probabilities
+
+A run directory holds ``config.json`` (everything needed to rebuild the run),
+``checkpoints/{best,last}.safetensors``, ``metrics.json`` (history and test
+results) and the pictures ``curves.png``, ``confusion.png``, ``predictions.png``.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .cli import CLIError
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+
+
+# --------------------------------------------------------------------------- parsers
+def add_train_parser(subparsers):
+    p = subparsers.add_parser("train", help="train a model on a data set",
+                              description="Train a model; the run directory gets checkpoints, metrics and plots.")
+    p.add_argument("--model", default="lenet5", help="architecture (see strided.models.list_models()); default lenet5")
+    p.add_argument("--data", default="fashion-mnist",
+                   help="data set: fashion-mnist, mnist-5k, digits, lfw-faces, folder:PATH, h5:TRAIN.h5[,TEST.h5]")
+    p.add_argument("--data-root", default=None, help="folder with the data set's files, if not the default place")
+    p.add_argument("--epochs", type=int, default=None, help="number of epochs (default 10)")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    p.add_argument("--momentum", type=float, default=0.9, help="for sgd and rmsprop (default 0.9)")
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--schedule", choices=SCHEDULES, default="none", help="learning-rate schedule")
+    p.add_argument("--augment", action="store_true", help="train on augmented copies (mirror, crop, ...)")
+    p.add_argument("--val-split", type=float, default=0.1, help="fraction of the training set held out (default 0.1)")
+    p.add_argument("--patience", type=int, default=0, help="early stopping after this many epochs without "
+                                                           "improvement of the validation loss (0: off)")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N training images (quick runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run directory (default runs/MODEL-DATA-TIME)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the run in RUN_DIR from its last checkpoint (same epoch, optimizer state, "
+                        "random streams); --epochs may extend it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+def add_evaluate_parser(subparsers):
+    p = subparsers.add_parser("evaluate", help="test accuracy of a trained run")
+    p.add_argument("run_dir", help="run directory written by `strided train`")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def add_predict_parser(subparsers):
+    p = subparsers.add_parser("predict", help="classify images with a trained run")
+    p.add_argument("run_dir", help="run directory written by `strided train`")
+    p.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
+    p.add_argument("--top", type=int, default=3, help="how many classes to show per image (default 3)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.set_defaults(func=cmd_predict)
+
+
+def register(subparsers):
+    add_train_parser(subparsers)
+    add_evaluate_parser(subparsers)
+    add_predict_parser(subparsers)
+
+
+# --------------------------------------------------------------------------- building blocks
+def _load_data(config):
+    from .data import load
+    try:
+        train, test = load(config["data"], root=config.get("data_root"))
+    except FileNotFoundError as exc:
+        raise CLIError(str(exc)) from None
+    except ValueError as exc:
+        raise CLIError(f"cannot load data set {config['data']!r}: {exc}") from None
+    if config.get("limit"):
+        train = train.subset(np.arange(min(config["limit"], len(train))))
+    return train, test
+
+
+def _build_model(config, image_shape, num_classes):
+    from . import models
+    kwargs = {"num_classes": num_classes, "in_channels": image_shape[-1]}
+    if config["model"] == "lenet5":
+        if image_shape[0] not in (28, 32) or image_shape[0] != image_shape[1]:
+            raise CLIError(f"lenet5 takes 28x28 or 32x32 images, the data set has {image_shape[0]}x{image_shape[1]}; "
+                           f"choose another --model")
+        kwargs["input_size"] = image_shape[0]
+    try:
+        return models.create(config["model"], **kwargs)
+    except ValueError as exc:
+        raise CLIError(str(exc)) from None
+
+
+def _build_optimizer(config, model, steps_per_epoch):
+    from . import optim
+    params, lr = model.parameters(trainable_only=True), config["lr"]
+    name = config["optimizer"]
+    if name == "adam":
+        opt = optim.Adam(params, lr, weight_decay=config["weight_decay"])
+    elif name == "adamw":
+        opt = optim.AdamW(params, lr, weight_decay=config["weight_decay"] or 0.01)
+    elif name == "sgd":
+        opt = optim.SGD(params, lr, momentum=config["momentum"], nesterov=config["momentum"] > 0,
+                        weight_decay=config["weight_decay"])
+    else:
+        opt = optim.RMSprop(params, lr, momentum=config["momentum"], weight_decay=config["weight_decay"])
+    schedule, per = None, "epoch"
+    if config["schedule"] == "step":
+        schedule = optim.StepLR(opt, step_size=max(1, config["epochs"] // 3), gamma=0.1)
+    elif config["schedule"] == "cosine":
+        schedule = optim.CosineLR(opt, total_steps=config["epochs"])
+    elif config["schedule"] == "onecycle":
+        schedule, per = optim.OneCycleLR(opt, total_steps=config["epochs"] * steps_per_epoch, max_lr=lr), "batch"
+    return opt, schedule, per
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.replace(path)
+
+
+def _final_report(run_dir: Path, model, config, test, classes, trainer_history):
+    """Evaluate the best checkpoint on the test set; write metrics.json and the pictures."""
+    from .checkpoint import load_weights
+    from .data import DataLoader
+    from .report import plot_confusion, plot_curves, plot_predictions
+    from .train import evaluate, predict
+
+    best = run_dir / "checkpoints" / "best.safetensors"
+    if best.exists():
+        load_weights(model, best)
+    result = evaluate(model, DataLoader(test, batch_size=256), num_classes=len(classes))
+    metrics_path = run_dir / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    metrics.update(history=trainer_history, test_accuracy=result["accuracy"], test_loss=result["loss"],
+                   test_count=result["count"], confusion=result["confusion"].tolist(), classes=list(classes),
+                   checkpoint="best")
+    _write_json(metrics_path, metrics)
+    pictures = [plot_curves(trainer_history, run_dir / "curves.png"),
+                plot_confusion(result["confusion"], classes, run_dir / "confusion.png")]
+    n = min(16, len(test))
+    images = test.images[:n]
+    images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    probs = predict(model, images)
+    pictures.append(plot_predictions(images, test.labels[:n], probs, classes, run_dir / "predictions.png"))
+    return result, pictures
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    from . import manual_seed
+    from .data import DataLoader, augment
+    from .train import EarlyStopping, Trainer, TrainingDiverged
+
+    resume_path = None
+    if args.resume:
+        run_dir = Path(args.resume)
+        config_path = run_dir / "config.json"
+        resume_path = run_dir / "checkpoints" / "last.safetensors"
+        if not config_path.is_file() or not resume_path.is_file():
+            raise CLIError(f"--resume {args.resume}: expected {config_path} and {resume_path} from an earlier "
+                           f"`strided train --out {args.resume}`")
+        config = json.loads(config_path.read_text())
+        if args.epochs is not None:
+            config["epochs"] = args.epochs
+    else:
+        args.epochs = 10 if args.epochs is None else args.epochs
+        for name, value, low in (("--epochs", args.epochs, 1), ("--batch-size", args.batch_size, 1)):
+            if value < low:
+                raise CLIError(f"{name} must be >= {low}, received {value}")
+        if not 0.0 <= args.val_split < 1.0:
+            raise CLIError(f"--val-split must be in [0, 1), received {args.val_split}")
+        if not args.lr > 0:
+            raise CLIError(f"--lr must be > 0, received {args.lr}")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        run_dir = Path(args.out or f"runs/{args.model}-{args.data.replace(':', '_').replace('/', '_')}-{stamp}")
+        config = {k: getattr(args, k) for k in ("model", "data", "data_root", "epochs", "batch_size", "lr",
+                                                 "optimizer", "momentum", "weight_decay", "schedule", "augment",
+                                                 "val_split", "patience", "limit", "seed")}
+    manual_seed(config["seed"])
+    train, test = _load_data(config)
+    classes = list(train.classes)
+    fit_set, val_set = train.split(config["val_split"], seed=config["seed"]) if config["val_split"] else (train, None)
+    model = _build_model(config, train.image_shape, len(classes))
+    transform = augment.standard(config["data"], train.image_shape[-1]) if config["augment"] else None
+    loader = DataLoader(fit_set, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
+                        transform=transform)
+    val_loader = DataLoader(val_set, batch_size=256) if val_set is not None and len(val_set) else None
+    optimizer, schedule, per = _build_optimizer(config, model, len(loader))
+    callbacks = [EarlyStopping("val_loss", config["patience"])] if config["patience"] and val_loader else []
+    config.update(classes=classes, image_shape=list(train.image_shape))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(run_dir / "config.json", config)
+    trainer = Trainer(model, optimizer, run_dir=run_dir, schedule=schedule, schedule_per=per, callbacks=callbacks,
+                      config=config, progress=not args.no_progress,
+                      monitor="val_accuracy" if val_loader is not None else "accuracy")
+    if resume_path is not None:
+        trainer.resume(resume_path)
+        print(f"resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}")
+    print(f"training {config['model']} ({model.num_parameters():,} parameters) on {config['data']}: "
+          f"{len(fit_set):,} images, {len(val_set) if val_set is not None else 0:,} for validation, "
+          f"{len(test):,} for testing -> {run_dir}")
+    try:
+        history = trainer.fit(loader, config["epochs"], val_loader)
+    except TrainingDiverged as exc:
+        print(f"strided train: error: {exc}")
+        return 1
+    if trainer.stop and trainer.stop_reason.startswith("interrupted"):
+        print(f"{trainer.stop_reason}\ncontinue with: strided train --resume {run_dir}")
+        return 130
+    if trainer.stop_reason:
+        print(trainer.stop_reason)
+    result, pictures = _final_report(run_dir, model, config, test, classes, history)
+    print(f"test accuracy {result['accuracy']:.2%} (loss {result['loss']:.4f}) on {result['count']:,} images")
+    for path in pictures:
+        print(f"wrote {path}")
+    return 0
+
+
+def _load_run(run_dir: str, which: str):
+    from .checkpoint import CheckpointError, load_weights
+    run = Path(run_dir)
+    config_path = run / "config.json"
+    if not config_path.is_file():
+        raise CLIError(f"{run_dir} is not a run directory (no config.json); train one with `strided train --out DIR`")
+    config = json.loads(config_path.read_text())
+    model = _build_model(config, tuple(config["image_shape"]), len(config["classes"]))
+    try:
+        load_weights(model, run / "checkpoints" / f"{which}.safetensors")
+    except CheckpointError as exc:
+        raise CLIError(str(exc)) from None
+    return run, config, model
+
+
+def cmd_evaluate(args) -> int:
+    from .data import DataLoader
+    from .train import evaluate
+
+    run, config, model = _load_run(args.run_dir, args.checkpoint)
+    _, test = _load_data({**config, "limit": 0})
+    result = evaluate(model, DataLoader(test, batch_size=256), num_classes=len(config["classes"]))
+    print(f"{config['model']} on {config['data']} ({args.checkpoint} checkpoint): test accuracy "
+          f"{result['accuracy']:.2%}, loss {result['loss']:.4f}, {result['count']:,} images")
+    cm = result["confusion"]
+    for i, name in enumerate(config["classes"]):
+        total = cm[i].sum()
+        print(f"  {name:>14}: {cm[i, i] / max(total, 1):7.2%} of {total}")
+    return 0
+
+
+def _read_for_model(path: str, shape: tuple) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as image:
+            image = image.convert("L" if shape[-1] == 1 else "RGB").resize((shape[1], shape[0]), Image.BILINEAR)
+            array = np.asarray(image, dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise CLIError(f"image {path!r} does not exist") from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CLIError(f"cannot read image {path!r}: {exc}") from None
+    return array.reshape(shape)
+
+
+def cmd_predict(args) -> int:
+    from .train import predict
+
+    if args.top < 1:
+        raise CLIError(f"--top must be >= 1, received {args.top}")
+    run, config, model = _load_run(args.run_dir, args.checkpoint)
+    shape = tuple(config["image_shape"])
+    images = np.stack([_read_for_model(p, shape) for p in args.images])
+    probs = predict(model, images)
+    classes = config["classes"]
+    for path, p in zip(args.images, probs):
+        order = np.argsort(-p)[:min(args.top, len(classes))]
+        print(f"{path}: " + ", ".join(f"{classes[i]} {p[i]:.1%}" for i in order))
+    return 0

@@ -1,0 +1,66 @@
+"""``model.summary(input_shape)``: every layer's output shape and parameter count.
+
+Runs one forward pass on zeros (no graph, eval mode) and records what each
+leaf layer (one without children) returns.  Totals split trainable and
+non-trainable (frozen weights); batch-norm running statistics are buffers, not
+parameters, as in PyTorch.  Keras counts them as non-trainable parameters.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..tensor import Tensor, no_grad
+
+__all__ = ["summarize"]
+
+
+def _shape(value):
+    if isinstance(value, Tensor):
+        return tuple(value.shape)
+    if isinstance(value, (tuple, list)):
+        return [_shape(v) for v in value]
+    return None
+
+
+def summarize(model, input_shape=None) -> str:
+    leaves = [(name, m) for name, m in model.named_modules() if not m._modules and name]
+    if not leaves:
+        leaves = [(type(model).__name__, model)]
+    outputs = {}
+    if input_shape is not None:
+        originals = {}
+        for name, module in leaves:
+            originals[name] = module.forward
+
+            def recorder(*args, _name=name, _forward=module.forward, **kw):
+                out = _forward(*args, **kw)
+                outputs.setdefault(_name, _shape(out))
+                return out
+
+            object.__setattr__(module, "forward", recorder)
+        mode = model.training
+        model.eval()
+        try:
+            with no_grad():
+                model(Tensor(np.zeros(tuple(input_shape), dtype=np.float32)))
+        finally:
+            model.train(mode)
+            for name, module in leaves:
+                object.__delattr__(module, "forward")
+    rows = [("Layer", "Type", "Output shape", "Params")]
+    for name, module in leaves:
+        count = sum(p.data.size for p in module._parameters.values() if p is not None)
+        shape = outputs.get(name, "-" if input_shape is not None else "")
+        rows.append((name, type(module).__name__, str(shape), f"{count:,}"))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    line = "-" * (sum(widths) + 6)
+    text = [f"{type(model).__name__}" + (f" (input {tuple(input_shape)})" if input_shape is not None else ""), line]
+    for i, row in enumerate(rows):
+        text.append("  ".join(cell.ljust(w) if j < 3 else cell.rjust(w) for j, (cell, w) in enumerate(zip(row, widths))))
+        if i == 0:
+            text.append(line)
+    total = model.num_parameters(trainable_only=False)
+    trainable = model.num_parameters(trainable_only=True)
+    text += [line, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+             f"Non-trainable params: {total - trainable:,}"]
+    return "\n".join(text)

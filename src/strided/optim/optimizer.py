@@ -1,0 +1,81 @@
+"""Optimizer base: a list of parameters, a learning rate and per-parameter state.
+
+``step()`` updates every parameter that has a gradient, in place on ``.data``
+(no new arrays in the hot loop); ``zero_grad()`` clears gradients.  The state
+(moment buffers, step count, learning rate) round-trips through
+``state_dict()`` / ``load_state_dict()`` as plain arrays and numbers, so a
+checkpoint can resume training exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Optimizer", "clip_grad_norm"]
+
+
+class Optimizer:
+    def __init__(self, params, lr: float, weight_decay: float = 0.0):
+        self.params = [p for p in params]
+        if not self.params:
+            raise ValueError("optimizer received an empty parameter list (is everything frozen?)")
+        if not lr > 0:
+            raise ValueError(f"learning rate must be > 0, received lr={lr!r}")
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, received weight_decay={weight_decay!r}")
+        self.lr, self.weight_decay = float(lr), float(weight_decay)
+        self.steps = 0
+        self.state: list[dict] = [{} for _ in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.steps += 1
+        for p, state in zip(self.params, self.state):
+            if p.grad is None or not p.requires_grad:
+                continue
+            if p.grad.shape != p.data.shape:
+                raise ValueError(f"gradient shape {p.grad.shape} does not match parameter shape {p.data.shape}")
+            self.update(p.data, p.grad.astype(p.data.dtype, copy=False), state)
+
+    def update(self, w: np.ndarray, g: np.ndarray, state: dict) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # ----- checkpointing
+    def state_dict(self) -> dict:
+        """``{"lr", "steps", "hyper": {...}, "buffers": {"i.name": ndarray}}``."""
+        buffers = {f"{i}.{name}": value for i, state in enumerate(self.state) for name, value in state.items()}
+        return {"type": type(self).__name__, "lr": self.lr, "steps": self.steps, "hyper": self.hyper(),
+                "buffers": buffers}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state.get("type", type(self).__name__) != type(self).__name__:
+            raise ValueError(f"optimizer state is for {state['type']}, this optimizer is {type(self).__name__}")
+        self.lr, self.steps = float(state["lr"]), int(state["steps"])
+        self.state = [{} for _ in self.params]
+        for key, value in state["buffers"].items():
+            index, name = key.split(".", 1)
+            i = int(index)
+            if i >= len(self.params) or np.shape(value) != self.params[i].data.shape:
+                raise ValueError(f"optimizer buffer {key!r} of shape {np.shape(value)} does not fit parameter {i}")
+            self.state[i][name] = np.array(value, dtype=self.params[i].data.dtype)
+
+    def hyper(self) -> dict:
+        return {"weight_decay": self.weight_decay}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v}" for k, v in {"lr": self.lr, **self.hyper()}.items())
+        return f"{type(self).__name__}({args})"
+
+
+def clip_grad_norm(params, max_norm: float) -> float:
+    """Scale all gradients so their joint L2 norm is at most ``max_norm``; returns the norm before."""
+    grads = [p.grad for p in params if p.grad is not None]
+    total = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
+    if total > max_norm > 0:
+        scale = max_norm / (total + 1e-6)
+        for p in params:
+            if p.grad is not None:
+                p.grad = p.grad * scale
+    return total

@@ -1,0 +1,88 @@
+"""Pictures of a run, drawn with matplotlib (Agg, files only).
+
+* ``plot_curves(history, path)``: loss and accuracy per epoch, train and validation
+* ``plot_confusion(cm, classes, path)``: the confusion matrix, counts in each cell
+* ``plot_predictions(images, labels, probabilities, classes, path)``: a grid of
+  images titled with the predicted class, its probability and the true class
+  (wrong predictions in red)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["plot_curves", "plot_confusion", "plot_predictions"]
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_curves(history: list, path) -> Path:
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, title in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
+        ax.plot(epochs, [h[key] for h in history], "o-", label="train")
+        if any(f"val_{key}" in h for h in history):
+            ax.plot(epochs, [h.get(f"val_{key}", np.nan) for h in history], "o-", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(cm: np.ndarray, classes: list, path) -> Path:
+    plt = _pyplot()
+    k = len(cm)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 0.8 + 0.6 * k))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(k), [str(c) for c in classes], rotation=45, ha="right")
+    ax.set_yticks(range(k), [str(c) for c in classes])
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    threshold = cm.max() / 2 if cm.size else 0
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if cm[i, j] > threshold else "black")
+    accuracy = np.trace(cm) / max(cm.sum(), 1)
+    ax.set_title(f"confusion matrix (accuracy {accuracy:.2%})")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_predictions(images: np.ndarray, labels, probabilities: np.ndarray, classes: list, path,
+                     columns: int = 8) -> Path:
+    plt = _pyplot()
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, ax in enumerate(axes.ravel()[:n]):
+        image = images[i]
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)
+        guess = int(np.argmax(probabilities[i]))
+        ok = labels is None or guess == int(labels[i])
+        title = f"{classes[guess]} {probabilities[i][guess]:.0%}"
+        if labels is not None and not ok:
+            title += f"\n(true: {classes[int(labels[i])]})"
+        ax.set_title(title, fontsize=7, color="black" if ok else "red")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
