@@ -49,8 +49,7 @@ class _ConvNd(Module):
         if self.out_channels % self.groups:
             raise ValueError(f"groups={groups} must divide out_channels={out_channels}")
         self.use_bias, self.init = bool(bias), initializers.get(init)
-        self.weight = None
-        self.bias = Parameter(np.zeros(self.out_channels, np.float32)) if bias else None
+        self.weight = self.bias = None
         if self.in_channels is not None:
             self._build(self.in_channels)
 
@@ -60,8 +59,8 @@ class _ConvNd(Module):
         self.in_channels = in_channels
         shape = self.kernel_size + (in_channels // self.groups, self.out_channels)
         self.weight = Parameter(self.init(shape, dtype=dtype, groups=self.groups))
-        if self.bias is not None and self.bias.dtype != dtype:
-            self.bias = Parameter(self.bias.data.astype(dtype))
+        if self.use_bias:
+            self.bias = Parameter(np.zeros(self.out_channels, dtype))
 
     def _build_from_state(self, state, prefix):
         key = f"{prefix}.weight" if prefix else "weight"
@@ -109,8 +108,8 @@ class DepthwiseConv2d(_ConvNd):
 
     def __init__(self, channels=None, kernel_size=3, stride=1, padding=0, dilation=1, depth_multiplier=1,
                  bias=True, init="he"):
-        self.depth_multiplier = _check_count(depth_multiplier, "depth_multiplier", allow_none=False)
         Module.__init__(self)
+        self.depth_multiplier = _check_count(depth_multiplier, "depth_multiplier", allow_none=False)
         self.channels = _check_count(channels, "channels")
         self.kernel_size = ntuple(kernel_size, 2, "kernel_size")
         self.stride, self.padding, self.dilation = stride, padding, dilation
@@ -149,17 +148,16 @@ class Linear(Module):
         super().__init__()
         self.in_features = _check_count(in_features, "in_features")
         self.out_features = _check_count(out_features, "out_features", allow_none=False)
-        self.init = initializers.get(init)
-        self.weight = None
-        self.bias = Parameter(np.zeros(self.out_features, np.float32)) if bias else None
+        self.init, self.use_bias = initializers.get(init), bool(bias)
+        self.weight = self.bias = None
         if self.in_features is not None:
             self._build(self.in_features)
 
     def _build(self, in_features, dtype=np.float32):
         self.in_features = in_features
         self.weight = Parameter(self.init((in_features, self.out_features), dtype=dtype))
-        if self.bias is not None and self.bias.dtype != dtype:
-            self.bias = Parameter(self.bias.data.astype(dtype))
+        if self.use_bias:
+            self.bias = Parameter(np.zeros(self.out_features, dtype))
 
     def _build_from_state(self, state, prefix):
         key = f"{prefix}.weight" if prefix else "weight"
@@ -172,7 +170,7 @@ class Linear(Module):
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
-        return f"{self.in_features}, {self.out_features}" + ("" if self.bias is not None else ", bias=False")
+        return f"{self.in_features}, {self.out_features}" + ("" if self.use_bias else ", bias=False")
 
 
 class BatchNorm2d(Module):
@@ -221,7 +219,8 @@ class BatchNorm2d(Module):
                             training=self.training and not self.frozen, momentum=self.momentum, eps=self.eps)
 
     def extra_repr(self):
-        return f"{self.num_features}" + (f", momentum={self.momentum}" if self.momentum != 0.1 else "")
+        return f"{self.num_features}" + (f", momentum={self.momentum}" if self.momentum != 0.1 else "") + (
+            f", eps={self.eps}" if self.eps != 1e-5 else "")
 
 
 BatchNorm1d = BatchNorm2d  # same computation: per feature over every other axis
@@ -269,7 +268,7 @@ class Dropout(Module):
         return F.dropout(x, self.p, self.training, rng=get_rng())
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return "" if self.p == 0.5 else f"p={self.p}"
 
 
 class Flatten(Module):
@@ -305,7 +304,7 @@ class LeakyReLU(Module):
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return "" if self.negative_slope == 0.01 else f"negative_slope={self.negative_slope}"
 
 
 class Softmax(Module):

@@ -37,11 +37,11 @@ class Adam(Optimizer):
                 g = g + self.weight_decay * w
         m = state.setdefault("m", np.zeros_like(w))
         v = state.setdefault("v", np.zeros_like(w))
+        state["step"] = t = int(state.get("step", 0)) + 1  # per parameter: bias correction counts its own updates
         m *= b1
         m += (1 - b1) * g
         v *= b2
         v += (1 - b2) * (g * g)
-        t = self.steps
         step_size = self.lr / (1 - b1 ** t)
         denom = np.sqrt(v / (1 - b2 ** t))
         denom += self.eps
@@ -64,6 +64,8 @@ class RMSprop(Optimizer):
         super().__init__(params, lr, weight_decay)
         if not 0 <= alpha < 1:
             raise ValueError(f"alpha must be in [0, 1), received alpha={alpha!r}")
+        if momentum < 0:
+            raise ValueError(f"momentum must be >= 0, received momentum={momentum!r}")
         self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
 
     def update(self, w, g, state):

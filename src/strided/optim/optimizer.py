@@ -45,7 +45,8 @@ class Optimizer:
     # ----- checkpointing
     def state_dict(self) -> dict:
         """``{"lr", "steps", "hyper": {...}, "buffers": {"i.name": ndarray}}``."""
-        buffers = {f"{i}.{name}": value for i, state in enumerate(self.state) for name, value in state.items()}
+        buffers = {f"{i}.{name}": np.asarray(value) for i, state in enumerate(self.state)
+                   for name, value in state.items()}
         return {"type": type(self).__name__, "lr": self.lr, "steps": self.steps, "hyper": self.hyper(),
                 "buffers": buffers}
 
@@ -57,7 +58,12 @@ class Optimizer:
         for key, value in state["buffers"].items():
             index, name = key.split(".", 1)
             i = int(index)
-            if i >= len(self.params) or np.shape(value) != self.params[i].data.shape:
+            if i >= len(self.params):
+                raise ValueError(f"optimizer buffer {key!r} is for parameter {i}, there are {len(self.params)}")
+            if np.ndim(value) == 0:  # a per-parameter counter such as Adam's step
+                self.state[i][name] = int(value)
+                continue
+            if np.shape(value) != self.params[i].data.shape:
                 raise ValueError(f"optimizer buffer {key!r} of shape {np.shape(value)} does not fit parameter {i}")
             self.state[i][name] = np.array(value, dtype=self.params[i].data.dtype)
 
@@ -71,6 +77,7 @@ class Optimizer:
 
 def clip_grad_norm(params, max_norm: float) -> float:
     """Scale all gradients so their joint L2 norm is at most ``max_norm``; returns the norm before."""
+    params = list(params)
     grads = [p.grad for p in params if p.grad is not None]
     total = float(np.sqrt(sum(float(np.vdot(g, g)) for g in grads)))
     if total > max_norm > 0:
