@@ -153,6 +153,105 @@ def test_pool_dtype_and_no_grad():
         assert_close(y.data, fn(x, 2).data, 0, 0, "no_grad forward equals recorded forward")
 
 
+# --------------------------------------------------------------------------- tiled max pooling (stride == kernel)
+def _ties_and_signed_zeros(shape, dtype, seed=0):
+    """Values in {-1, -0, +0, 1, 2}: ties everywhere, and zeros of both signs."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-1, 3, size=shape).astype(dtype)
+    zeros = x == 0
+    x[zeros] *= rng.choice(np.array([-1.0, 1.0], dtype=dtype), size=int(zeros.sum()))
+    return x
+
+
+def _both_max_pool_paths(x, kernel, padding=0):
+    """(y, dL/dx) from MaxPool2d's tiled path and from its general path, same upstream gradient."""
+    from strided.functional.pool import MaxPool2d, _pool_args
+
+    results = []
+    for tiled in (True, False):
+        t = sd.tensor(x.copy(), requires_grad=True)
+        _, k, s, pads, out = _pool_args(t, kernel, None, padding, "max_pool2d")
+        op = MaxPool2d(k, s, pads, out)
+        assert op.tiled, "stride == kernel must take the tiled path"
+        op.tiled = tiled
+        y = op(t)
+        y.backward(np.random.default_rng(1).standard_normal(y.shape).astype(x.dtype))
+        results.append((y.data, t.grad))
+    return results
+
+
+TILED = [
+    pytest.param(2, (2, 7, 7, 3), 0, id="k2-7x7-odd"),
+    pytest.param(2, (3, 8, 6, 6), 0, id="k2-8x6"),
+    pytest.param(3, (2, 8, 7, 2), 0, id="k3-8x7"),
+    pytest.param(3, (2, 9, 9, 1), 0, id="k3-9x9-C1"),
+    pytest.param((2, 3), (2, 7, 8, 5), 0, id="k2x3"),
+    pytest.param((3, 1), (1, 6, 5, 4), 0, id="k3x1"),
+    pytest.param(1, (2, 3, 4, 2), 0, id="k1"),
+    pytest.param(2, (2, 7, 7, 3), 1, id="k2-p1"),
+    pytest.param(2, (2, 7, 6, 3), "same", id="k2-same"),
+    pytest.param(2, (1, 6, 40, 8), 0, id="k2-wide-uint16-taps"),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kernel, shape, padding", TILED)
+def test_tiled_max_pool_equals_general_path_bit_for_bit(kernel, shape, padding, dtype):
+    """Ties everywhere: same winners (so the same gradient) and the same output bits, -0.0 included."""
+    x = _ties_and_signed_zeros(shape, dtype, seed=sum(shape))
+    (y_fast, g_fast), (y_ref, g_ref) = _both_max_pool_paths(x, kernel, padding)
+    assert y_fast.dtype == y_ref.dtype == dtype and g_fast.dtype == dtype
+    assert np.array_equal(y_fast, y_ref) and np.array_equal(np.signbit(y_fast), np.signbit(y_ref))
+    assert np.array_equal(g_fast, g_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("kernel, shape, padding", [TILED[0], TILED[2], TILED[4], TILED[7]])
+def test_tiled_max_pool_equals_general_path_with_nan(kernel, shape, padding, dtype):
+    """NaN follows the general path's rule too: kept as a window's first number, skipped elsewhere."""
+    x = _ties_and_signed_zeros(shape, dtype, seed=3)
+    x[np.random.default_rng(5).random(shape) < 0.1] = np.nan
+    (y_fast, g_fast), (y_ref, g_ref) = _both_max_pool_paths(x, kernel, padding)
+    assert np.isnan(y_ref).any() and not np.isnan(y_ref).all()
+    assert np.array_equal(y_fast, y_ref, equal_nan=True) and np.array_equal(np.signbit(y_fast), np.signbit(y_ref))
+    assert np.array_equal(g_fast, g_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("kernel, shape", [(2, (2, 7, 7, 3)), (3, (2, 8, 7, 2)), ((2, 3), (2, 7, 8, 5))],
+                         ids=["k2-7x7", "k3-8x7", "k2x3"])
+def test_tiled_max_pool_ties_match_torch(kernel, shape, dtype):
+    x = np.random.default_rng(4).integers(0, 3, size=shape).astype(np.float64)
+    torch_parity(lambda t: F.max_pool2d(t, kernel), lambda t: TF.max_pool2d(t, kernel), [x], ["nhwc"],
+                 dtype=dtype)
+
+
+def test_tiled_max_pool_many_blocks_and_strided_input():
+    """Large enough to be split into several blocks over the threads; a non-contiguous input."""
+    x = _ties_and_signed_zeros((24, 64, 64, 32), np.float32, seed=9)
+    x[5, 10, 11, 3] = np.nan  # one block takes the NaN-safe way, the others not
+    (y_fast, g_fast), (y_ref, g_ref) = _both_max_pool_paths(x, 2)
+    assert np.array_equal(y_fast, y_ref, equal_nan=True) and np.array_equal(g_fast, g_ref)
+    x[5, 10, 11, 3] = 0.0
+
+    strided_x = np.ascontiguousarray(x[:4].transpose(0, 2, 1, 3)).transpose(0, 2, 1, 3)  # W-major memory
+    assert not strided_x.flags.c_contiguous
+    results = []
+    for data in (strided_x, np.ascontiguousarray(strided_x)):
+        t = sd.tensor(data, requires_grad=True)
+        y = F.max_pool2d(t, 2)
+        y.backward(np.random.default_rng(0).standard_normal(y.shape).astype(np.float32))
+        results.append((y.data, t.grad))
+    assert np.array_equal(results[0][0], results[1][0]) and np.array_equal(results[0][1], results[1][1])
+
+
+def test_tiled_max_pool_no_grad_equals_recorded():
+    x = _ties_and_signed_zeros((3, 9, 10, 4), np.float64, seed=2)
+    with sd.no_grad():
+        y0 = F.max_pool2d(x, 3).data
+    assert_close(y0, F.max_pool2d(sd.tensor(x, requires_grad=True), 3).data, 0, 0, "no_grad forward")
+
+
 # --------------------------------------------------------------------------- global average pooling
 @pytest.mark.parametrize("keepdims", [False, True])
 def test_global_avg_pool_gradcheck(keepdims):

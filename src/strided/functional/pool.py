@@ -21,7 +21,7 @@ import numpy as np
 
 from ..tensor import Function, Tensor
 from .conv import _tap, crop_spatial, pad_spatial
-from .parallel import parallel_for
+from .parallel import parallel_blocks, parallel_for
 from .utils import float_tensor, check_positive, get_conv_outsize, pair, resolve_padding
 
 __all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d"]
@@ -47,16 +47,56 @@ def _pool_args(x, kernel_size, stride, padding, name):
     return x, kernel, stride_t, pads, out
 
 
+# A pixel whose C numbers fill this many bytes gives a kernel tap's strided view
+# runs long enough for fast ufuncs (see MaxPool2d).
+_LONG_PIXEL_BYTES = 128
+
+
 class MaxPool2d(Function):
-    """y[n, i, j, c] = max over the window of x_pad (padding = -inf)."""
+    """y[n, i, j, c] = max over the window of x_pad (padding = -inf).
+
+    Two code paths, same results:
+
+    * **tiled** (``stride == kernel``: the windows tile the input without
+      overlap, the common 2x2 / stride 2 case).  NHWC keeps the ``KH`` rows of
+      a window as contiguous runs of ``OW*KW*C`` numbers, so the reduction is
+      done row stage first, then column stage, on contiguous buffers with long
+      inner loops (see :func:`_max_over_rows`, :func:`_max_over_columns`).
+      It keeps each winner's flat index (int64, as PyTorch does): forward reads
+      ``y`` there, backward is one scatter of ``gy`` (:func:`_scatter`).
+    * **general** (any kernel, stride and padding, overlapping windows): one
+      strided view per kernel tap, the winning tap tracked for backward.  Also
+      used for a values-only forward (no_grad) of tiled windows when a pixel's
+      ``C`` numbers fill >= 128 bytes: the taps' runs are then long enough, and
+      a running maximum over them does less work.
+
+    Both send the gradient to the first maximum of the window in row-major order
+    and, when recording, return that maximum's own bits (NaN included).
+    """
 
     def __init__(self, kernel, stride, pads, out_spatial):
         self.kernel, self.stride, self.pads, self.out = kernel, stride, pads, out_spatial
+        self.tiled = tuple(stride) == tuple(kernel)
 
     def forward(self, x):
         xp = pad_spatial(x, self.pads, value=-np.inf)
-        N, C = x.shape[0], x.shape[-1]
-        y = np.empty((N,) + self.out + (C,), dtype=x.dtype)
+        self.padded_shape = xp.shape
+        if self.tiled and (self.recording or x.shape[-1] * x.itemsize < _LONG_PIXEL_BYTES):
+            y, self.index = _tiled_max_pool(np.ascontiguousarray(xp), self.kernel, self.out, self.recording)
+            return y
+        return self._forward_general(xp)
+
+    def backward(self, gy):
+        if self.tiled:
+            gxp = np.zeros(self.padded_shape, dtype=gy.dtype)
+            _scatter(gxp, self.index, gy)
+            return crop_spatial(gxp, self.pads)
+        return self._backward_general(gy)
+
+    # ----- general path: one strided view per kernel tap
+    def _forward_general(self, xp):
+        N, C = xp.shape[0], xp.shape[-1]
+        y = np.empty((N,) + self.out + (C,), dtype=xp.dtype)
         offsets = list(np.ndindex(*self.kernel))
         # winner[k] = index of the first maximal tap, kept for backward
         winner = np.zeros(y.shape, dtype=np.min_scalar_type(len(offsets))) if self.recording else None
@@ -64,24 +104,18 @@ class MaxPool2d(Function):
         def work(lo, hi):
             part = xp[lo:hi]
             acc = y[lo:hi]
-            np.copyto(acc, _tap(part, offsets[0], self.stride, (1, 1), self.out))
             if winner is None:
+                np.copyto(acc, _tap(part, offsets[0], self.stride, (1, 1), self.out))
                 for offset in offsets[1:]:
                     np.maximum(acc, _tap(part, offset, self.stride, (1, 1), self.out), out=acc)
                 return
-            win = winner[lo:hi]
-            better = np.empty(acc.shape, dtype=bool)
-            for k, offset in enumerate(offsets[1:], start=1):
-                tap = _tap(part, offset, self.stride, (1, 1), self.out)
-                np.greater(tap, acc, out=better)  # strict: earlier taps win ties
-                np.copyto(acc, tap, where=better)
-                np.copyto(win, k, where=better)
+            _first_max_over_taps(part, self.kernel, self.stride, self.out, acc, winner[lo:hi])
 
         parallel_for(N, work)
-        self.winner, self.x_shape, self.padded_shape = winner, x.shape, xp.shape
+        self.winner = winner
         return y
 
-    def backward(self, gy):
+    def _backward_general(self, gy):
         offsets = list(np.ndindex(*self.kernel))
         gxp = np.zeros(self.padded_shape, dtype=gy.dtype)
         overlap = any(k > s for k, s in zip(self.kernel, self.stride))
@@ -98,6 +132,190 @@ class MaxPool2d(Function):
 
         parallel_for(gy.shape[0], work)
         return crop_spatial(gxp, self.pads)
+
+
+def _first_max_over_taps(part, kernel, stride, out, acc, win):
+    """The general path's max: ``acc`` = max over each window of ``part``, one
+    strided view per kernel tap, and ``win`` (zeros on entry) = index ``k`` of the
+    first maximal tap in row-major order (strict ``>``: an earlier tap keeps a tie;
+    a NaN wins only as the first tap)."""
+    offsets = list(np.ndindex(*kernel))
+    np.copyto(acc, _tap(part, offsets[0], stride, (1, 1), out))
+    better = np.empty(acc.shape, dtype=bool)
+    for k, offset in enumerate(offsets[1:], start=1):
+        tap = _tap(part, offset, stride, (1, 1), out)
+        np.greater(tap, acc, out=better)
+        np.copyto(acc, tap, where=better)
+        np.copyto(win, k, where=better)
+
+
+# --------------------------------------------------------------------------- tiled max pooling
+# When stride == kernel the windows tile the (floor-cropped) input.  In NHWC the
+# window (oh, ow) covers rows oh*KH .. oh*KH+KH-1 and, in each of them, the run
+# of KW*C numbers starting at ow*KW*C.  Viewing the input as (N, OH, KH, L) with
+# L = OW*KW*C, the KH rows of every window are contiguous runs of L numbers.
+#
+# NumPy ufuncs are fast on long contiguous runs, ~10x slower on strided views
+# whose inner run is only C numbers (a kernel tap of a stride-2 pool), and a
+# masked copy (np.where, copyto(where=)) with an irregular mask is slower still.
+# So the tiled path uses only contiguous, branch-free ops:
+#
+# 1. rows:    max over the KH rows of each window (runs of L numbers);
+# 2. columns: max over the KW columns, comparing position p of the row-reduced
+#             buffer with p + j*C over the whole flattened buffer (twice the work
+#             needed, but long inner loops); one strided copy then keeps the
+#             window starts;
+# 3. the winner's flat index in the input (window start + tap) is kept: forward
+#    reads y from it (exactly the winning number), backward scatters gy to it.
+#
+# Images holding a NaN (rare) get their winners from the general path's tap loop,
+# whose NaN rule the two stages cannot reproduce (see _winner_by_taps).
+#
+# The winner of a window is tracked as `tap = (i*Wp + j)*C` (row i, column j of
+# the window; Wp the padded width): the offset of the winning number from the
+# window's first number.  Row-major order is tap order, so the tie rule "first
+# maximum in row-major order" is "smallest tap among the maximal values".
+
+def _tiled_max_pool(xp, kernel, out, record):
+    """Forward of the tiled path on a contiguous padded input ``(N, Hp, Wp, C)``.
+
+    Returns ``y`` ``(N, OH, OW, C)`` and, when ``record``, ``index``: the flat
+    index in ``xp`` of each output's winner (``None`` otherwise).
+    """
+    N, Hp, Wp, C = xp.shape
+    (KH, KW), (OH, OW) = kernel, out
+    y = np.empty((N, OH, OW, C), dtype=xp.dtype)
+    tap_dtype = np.min_scalar_type(((KH - 1) * Wp + KW - 1) * C) if record else None
+    index = np.empty(y.shape, dtype=np.intp) if record else None
+    flat = xp.reshape(-1)
+
+    def work(lo, hi):
+        n = hi - lo
+        # (n, OH, KH, OW*KW*C): a view (floor mode: rows and columns past the last window dropped)
+        rows = xp[lo:hi, :OH * KH, :OW * KW].reshape(n, OH, KH, OW * KW * C)
+        best, tap = _max_over_rows(rows, Wp * C, tap_dtype)
+        if record and np.isnan(best.min()):  # a NaN among these images (the row maxima propagate it)
+            winner = _winner_by_taps(xp[lo:hi], kernel, out, tap_dtype)
+        else:
+            best, tap = _max_over_columns(best, tap, KW, C)
+            if not record:
+                _copy_pixels(y[lo:hi], _window_starts(best, OW, KW, C))
+                return
+            winner = np.empty((n, OH, OW * C), dtype=tap_dtype)
+            _copy_pixels(winner, _window_starts(tap, OW, KW, C))
+        _winner_index(winner, lo, xp.shape, kernel, out=index[lo:hi].reshape(n, OH, OW * C))
+        y[lo:hi] = np.take(flat, index[lo:hi])  # the winning numbers themselves, bit for bit
+
+    parallel_blocks(N, Hp * Wp * C * xp.itemsize, work, budget=1 << 22)
+    return y, index
+
+
+def _max_over_rows(rows, row_step, tap_dtype):
+    """Max over axis 2 of ``rows`` ``(n, OH, KH, L)`` -> ``best`` ``(n, OH, L)``, contiguous.
+
+    With ``tap_dtype``, also ``tap = i * row_step`` for the first row ``i`` that
+    reaches the max (strict ``>``: an earlier row keeps a tie).  Rows are visited
+    in increasing order, so a row that beats the best so far has the largest tap
+    yet: ``tap = max(tap, better * i * row_step)``, no masked copy.
+    """
+    n, OH, KH, L = rows.shape
+    best = np.empty((n, OH, L), dtype=rows.dtype)
+    np.copyto(best, rows[:, :, 0])
+    if tap_dtype is None:  # values only
+        for i in range(1, KH):
+            np.maximum(rows[:, :, i], best, out=best)
+        return best, None
+    tap = np.zeros(best.shape, dtype=tap_dtype)
+    row = np.empty_like(best)  # a contiguous copy: ufuncs run faster on it than on the strided view
+    better = np.empty(best.shape, dtype=bool)
+    for i in range(1, KH):
+        np.copyto(row, rows[:, :, i])
+        np.greater(row, best, out=better)
+        np.maximum(tap, better * tap_dtype.type(i * row_step), out=tap)
+        np.maximum(row, best, out=best)
+    return best, tap
+
+
+def _max_over_columns(row_max, row_tap, KW, C):
+    """Max over the ``KW`` columns of each window of the row-reduced ``row_max`` ``(n, OH, OW*KW*C)``.
+
+    Flattened, column ``j`` of the window starting at position ``p`` sits at
+    ``p + j*C``, so comparing the whole buffer with itself shifted by ``j*C``
+    reduces every window at once (non-start positions get meaningless results,
+    never read).  Returns flat buffers whose window-start positions hold the max
+    and, with ``row_tap``, the winning tap: a later column wins if it is greater,
+    or equal with a smaller tap (it won its column in an earlier row).
+    """
+    flat = row_max.reshape(-1)
+    flat_tap = row_tap.reshape(-1) if row_tap is not None else None
+    if KW == 1:
+        return flat, flat_tap
+    span = flat.size - (KW - 1) * C  # every window start lies below span
+    best_out = np.empty_like(flat)
+    tap_out = np.empty_like(flat_tap) if row_tap is not None else None
+    best, tap = flat[:span], (flat_tap[:span] if row_tap is not None else None)
+    for j in range(1, KW):
+        cand = flat[j * C:j * C + span]
+        if row_tap is not None:
+            cand_tap = flat_tap[j * C:j * C + span] + row_tap.dtype.type(j * C)
+            wins = np.greater(cand, best)
+            wins |= np.equal(cand, best) & np.less(cand_tap, tap)
+            # tap = where(wins, cand_tap, tap) without a masked copy (unsigned wrap-around is exact)
+            cand_tap -= tap
+            cand_tap *= wins
+            tap = np.add(tap, cand_tap, out=tap_out[:span])
+        best = np.maximum(cand, best, out=best_out[:span])
+    return best_out, tap_out
+
+
+def _winner_by_taps(part, kernel, out, tap_dtype):
+    """Winning taps ``(n, OH, OW*C)`` by the general path's rule (:func:`_first_max_over_taps`),
+    for images holding a NaN: the two stages would let a NaN, which loses every
+    comparison, hide the other rows of its column, where the general rule skips it."""
+    n, _, Wp, C = part.shape
+    (OH, OW) = out
+    k = np.zeros((n, OH, OW, C), dtype=np.min_scalar_type(np.prod(kernel) - 1))
+    _first_max_over_taps(part, kernel, kernel, out, np.empty(k.shape, dtype=part.dtype), k)
+    taps = np.array([(i * Wp + j) * C for i, j in np.ndindex(*kernel)], dtype=tap_dtype)
+    return taps[k].reshape(n, OH, OW * C)
+
+
+def _window_starts(flat, OW, KW, C):
+    """View ``(n*OH, OW, C)`` of the window-start positions of a flat row-reduced buffer."""
+    return flat.reshape(-1, OW, KW, C)[:, :, 0, :]
+
+
+def _copy_pixels(dst, src):
+    """``dst[...] = src`` for a contiguous ``dst`` of ``src``'s size and a ``src``
+    ``(..., C)`` whose last axis is contiguous, moving each pixel's ``C`` numbers as
+    one opaque item: NumPy's copy loop then steps over pixels instead of running a
+    loop of ``C`` numbers per pixel (much faster when ``src`` is strided, ``C`` small)."""
+    item = np.dtype((np.void, src.shape[-1] * src.itemsize))
+    np.copyto(dst.reshape(src.shape).view(item), src.view(item))  # reshape: a view, dst is contiguous
+
+
+def _winner_index(winner, lo, padded_shape, kernel, out):
+    """Flat index in the padded input of the winners of images ``lo, lo+1, ...``:
+    the window's first number ``((n*Hp + oh*KH)*Wp + ow*KW)*C + c`` plus the
+    winner's tap.  ``winner`` and ``out`` are ``(n, OH, OW*C)``."""
+    _, Hp, Wp, C = padded_shape
+    KH, KW = kernel
+    n, OH, OWC = winner.shape
+    row = (np.arange(lo, lo + n, dtype=np.intp)[:, None] * Hp + np.arange(OH) * KH) * (Wp * C)
+    column = np.arange(OWC, dtype=np.intp) // C * (KW * C) + np.arange(OWC) % C
+    np.add(winner, column, out=out)
+    out += row[:, :, None]
+
+
+def _scatter(gxp, index, gy):
+    """``gxp.flat[index] = gy`` (``gxp`` contiguous), image blocks shared over the threads."""
+    flat = gxp.reshape(-1)
+
+    def work(lo, hi):
+        flat[index[lo:hi].reshape(-1)] = gy[lo:hi].reshape(-1)
+
+    N, Hp, Wp, C = gxp.shape
+    parallel_blocks(N, Hp * Wp * C * gxp.itemsize, work, budget=1 << 22)
 
 
 class AvgPool2d(Function):
