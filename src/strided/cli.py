@@ -158,7 +158,9 @@ def build_parser():
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_edges_parser(subparsers)
     from .cli_train import register as register_training
+    from .data.cli import add_data_parser
     register_training(subparsers)
+    add_data_parser(subparsers)
     return parser
 
 

@@ -254,7 +254,7 @@ class Trainer:
         if self.progress:
             from tqdm import tqdm
             bar = tqdm(total=total, initial=skip, desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch",
-                       leave=False, dynamic_ncols=True)
+                       leave=False, dynamic_ncols=True, mininterval=0.5, disable=None)
         loss_sum, correct, seen, start = 0.0, 0, 0, time.perf_counter()
         try:
             for i, (x, y) in enumerate(loader):
