@@ -62,10 +62,14 @@ def test_fit_learns_and_writes_run_dir(tmp_path):
     assert not list(tmp_path.rglob("*.tmp")), "temporary files left behind"
 
 
-def _train(run_dir, epochs, interrupt_at=None):
+def make_optimizer(kind, params):
+    return optim.SGD(params, 0.05, momentum=0.9) if kind == "sgd" else optim.Adam(params, 0.01)
+
+
+def _train(run_dir, epochs, interrupt_at=None, kind="sgd"):
     x, y = blobs()
     model = make_model()
-    opt = optim.SGD(model.parameters(), 0.05, momentum=0.9)
+    opt = make_optimizer(kind, model.parameters())
     schedule = optim.StepLR(opt, step_size=1, gamma=0.5)
     trainer = Trainer(model, opt, run_dir=run_dir, schedule=schedule, progress=False)
     if interrupt_at is not None:
@@ -79,15 +83,16 @@ def _train(run_dir, epochs, interrupt_at=None):
     return trainer, model, loader
 
 
-def test_interrupt_then_resume_is_exact(tmp_path):
-    straight, model_a, _ = _train(tmp_path / "a", 3)
-    stopped, _, loader = _train(tmp_path / "b", 3, interrupt_at=(1, 3))
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_interrupt_then_resume_is_exact(tmp_path, kind):
+    straight, model_a, _ = _train(tmp_path / "a", 3, kind=kind)
+    stopped, _, loader = _train(tmp_path / "b", 3, interrupt_at=(1, 3), kind=kind)
     assert stopped.stop and stopped.stop_reason.startswith("interrupted")
     assert (stopped.epoch, stopped.batch_in_epoch) == (1, 4)  # stopped after batch 4 of epoch 2
     # a fresh process: new model with other weights, same config, resume from the checkpoint
     x, y = blobs()
     model_b = make_model(seed=123)
-    opt = optim.SGD(model_b.parameters(), 0.05, momentum=0.9)
+    opt = make_optimizer(kind, model_b.parameters())
     trainer = Trainer(model_b, opt, run_dir=tmp_path / "b", schedule=optim.StepLR(opt, 1, 0.5), progress=False)
     trainer.resume(tmp_path / "b" / "checkpoints" / "last.safetensors")
     assert (trainer.epoch, trainer.batch_in_epoch) == (1, 4)

@@ -44,23 +44,30 @@ class Optimizer:
 
     # ----- checkpointing
     def state_dict(self) -> dict:
-        """``{"lr", "steps", "hyper": {...}, "buffers": {"i.name": ndarray}}``."""
-        buffers = {f"{i}.{name}": np.asarray(value) for i, state in enumerate(self.state)
-                   for name, value in state.items()}
+        """``{"lr", "steps", "hyper", "buffers": {"i.name": ndarray}, "counters": {"i.name": int}}``:
+        arrays the size of their parameter (moments) and per-parameter counts (Adam's step)."""
+        buffers, counters = {}, {}
+        for i, state in enumerate(self.state):
+            for name, value in state.items():
+                if isinstance(value, np.ndarray):
+                    buffers[f"{i}.{name}"] = value
+                else:
+                    counters[f"{i}.{name}"] = int(value)
         return {"type": type(self).__name__, "lr": self.lr, "steps": self.steps, "hyper": self.hyper(),
-                "buffers": buffers}
+                "buffers": buffers, "counters": counters}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("type", type(self).__name__) != type(self).__name__:
             raise ValueError(f"optimizer state is for {state['type']}, this optimizer is {type(self).__name__}")
         self.lr, self.steps = float(state["lr"]), int(state["steps"])
         self.state = [{} for _ in self.params]
-        for key, value in state["buffers"].items():
+        entries = list(state["buffers"].items()) + list(state.get("counters", {}).items())
+        for key, value in entries:
             index, name = key.split(".", 1)
             i = int(index)
             if i >= len(self.params):
                 raise ValueError(f"optimizer buffer {key!r} is for parameter {i}, there are {len(self.params)}")
-            if np.ndim(value) == 0:  # a per-parameter counter such as Adam's step
+            if not isinstance(value, np.ndarray):  # a per-parameter counter such as Adam's step
                 self.state[i][name] = int(value)
                 continue
             if np.shape(value) != self.params[i].data.shape:
