@@ -139,9 +139,10 @@ class ColorShift(Transform):
 
 
 class PCAColor(Transform):
-    """AlexNet's PCA colour augmentation: add ``sum_i alpha_i * lambda_i * v_i`` to every pixel,
-    ``alpha_i ~ N(0, std)``, with ``(lambda_i, v_i)`` the eigenpairs of the data set's RGB
-    covariance (``PCAColor.fit(images)``).  With one channel it shifts brightness."""
+    """AlexNet's PCA colour augmentation: add ``sum_i alpha_i * s_i * v_i`` to every pixel,
+    ``alpha_i ~ N(0, std)``, with ``v_i`` the eigenvectors of the data set's RGB covariance and
+    ``s_i`` the square roots of its eigenvalues, the spread along each principal axis
+    (``PCAColor.fit(images)``).  With one channel it shifts brightness."""
 
     def __init__(self, std: float = 0.1, eigenvalues=None, eigenvectors=None):
         self.std = float(std)

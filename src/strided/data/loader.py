@@ -52,20 +52,24 @@ class DataLoader:
         stop = threading.Event()
         done = object()
 
+        def put(item) -> bool:
+            """Hand ``item`` to the consumer unless it has stopped listening."""
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def produce():
             try:
                 for item in self._batches():
-                    while not stop.is_set():
-                        try:
-                            q.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not put(item):
                         return
-                q.put(done)
+                put(done)
             except BaseException as exc:  # hand errors to the consumer
-                q.put(exc)
+                put(exc)
 
         thread = threading.Thread(target=produce, daemon=True)
         thread.start()

