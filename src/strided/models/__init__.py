@@ -5,6 +5,7 @@
 >>> models.list_models()
 """
 from .registry import create, list_models, register
-from . import lenet, small  # noqa: F401  (register the architectures)
+# importing the modules registers their architectures
+from . import alexnet, efficientnet, googlenet, lenet, mobilenet, resnet, small, vgg  # noqa: F401
 
 __all__ = ["create", "list_models", "register"]

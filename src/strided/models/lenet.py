@@ -19,6 +19,7 @@ class LeNet5(nn.Module):
         if input_size not in (28, 32):
             raise ValueError(f"LeNet-5 takes 28x28 or 32x32 images, received input_size={input_size}")
         self.input_size = input_size
+        self.default_input_size = (input_size, input_size, in_channels)
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, 5, padding=2 if input_size == 28 else 0), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2))

@@ -22,6 +22,7 @@ def conv_bn_relu(in_channels, out_channels, stride=1):
 class VGGSmall(nn.Module):
     def __init__(self, num_classes=10, in_channels=1, widths=(32, 64, 128), dropout=0.3):
         super().__init__()
+        self.default_input_size = (28, 28, in_channels)
         layers, c = [], in_channels
         for w in widths:
             layers += [conv_bn_relu(c, w), conv_bn_relu(w, w), nn.MaxPool2d(2)]
@@ -58,6 +59,7 @@ class BasicBlock(nn.Module):
 class ResNetSmall(nn.Module):
     def __init__(self, num_classes=10, in_channels=1, widths=(32, 64, 128), blocks=2):
         super().__init__()
+        self.default_input_size = (28, 28, in_channels)
         self.stem = conv_bn_relu(in_channels, widths[0])
         stages, c = [], widths[0]
         for i, w in enumerate(widths):

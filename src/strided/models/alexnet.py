@@ -1,0 +1,100 @@
+"""AlexNet (Krizhevsky, Sutskever and Hinton, 2012), torchvision's single-tower variant.
+
+The original network was split over two GPUs (two "towers" of 48 + 48 filters,
+joined only at some layers) and used local response normalisation.  Like
+torchvision (after Krizhevsky's "one weird trick" paper) this is one tower,
+without LRN, with 64 filters in the first layer::
+
+    input 224x224x3
+    conv 11x11, 64, stride 4, pad 2  -> 55x55x64   -> ReLU -> max pool 3, stride 2 -> 27x27x64
+    conv 5x5, 192, pad 2             -> 27x27x192  -> ReLU -> max pool 3, stride 2 -> 13x13x192
+    conv 3x3, 384, pad 1             -> 13x13x384  -> ReLU
+    conv 3x3, 256, pad 1             -> 13x13x256  -> ReLU
+    conv 3x3, 256, pad 1             -> 13x13x256  -> ReLU -> max pool 3, stride 2 -> 6x6x256
+    adaptive average pool to 6x6 (the identity at 224x224 input)
+    flatten 9216 -> dropout -> dense 4096 -> ReLU -> dropout -> dense 4096 -> ReLU -> dense num_classes
+
+61,100,840 parameters for 1000 classes (58 million of them in the three dense layers).
+
+The flatten is NHWC (channels fastest): the rows of ``classifier.1.weight``
+are ordered ``(h, w, c)``, where torchvision's columns are ``(c, h, w)``;
+a weight converter must permute them.  At 224x224 the features are already
+6x6 and the adaptive pooling does nothing; other input sizes (>= 63) work
+through :class:`AdaptiveAvgPool2d` (PyTorch's rule), so the dense layers
+always see 6x6x256.
+"""
+from __future__ import annotations
+
+from .. import functional as F
+from .. import nn
+from ..tensor import stack
+from .registry import register
+
+__all__ = ["AlexNet", "AdaptiveAvgPool2d", "alexnet"]
+
+
+class AdaptiveAvgPool2d(nn.Module):
+    """Average pooling to a fixed output grid: ``(N, H, W, C) -> (N, OH, OW, C)``.
+
+    PyTorch's rule: output cell ``(i, j)`` is the mean of rows
+    ``floor(i*H/OH) .. ceil((i+1)*H/OH) - 1`` and the columns alike (windows may
+    overlap, or repeat a pixel when ``H < OH``).  When the input is already
+    ``OH x OW`` this is the identity; when ``H`` and ``W`` are multiples of
+    the output it is an ordinary average pool; otherwise one mean per cell.
+
+    (The engine has no adaptive pooling op; this is written from slicing,
+    ``mean`` and ``stack``, which carry gradients.)
+    """
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
+
+    def forward(self, x):
+        H, W = x.shape[1], x.shape[2]
+        OH, OW = self.output_size
+        if (H, W) == (OH, OW):
+            return x
+        if H % OH == 0 and W % OW == 0:
+            return F.avg_pool2d(x, (H // OH, W // OW))
+        rows = []
+        for i in range(OH):
+            h0, h1 = (i * H) // OH, -(-((i + 1) * H) // OH)
+            cells = []
+            for j in range(OW):
+                w0, w1 = (j * W) // OW, -(-((j + 1) * W) // OW)
+                cells.append(x[:, h0:h1, w0:w1, :].mean(axis=(1, 2)))
+            rows.append(stack(cells, axis=1))
+        return stack(rows, axis=1)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
+class AlexNet(nn.Module):
+    """AlexNet, single tower (torchvision layout); logits out, NHWC in."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3, dropout: float = 0.5):
+        super().__init__()
+        self.default_input_size = (224, 224, in_channels)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 64, 11, stride=4, padding=2), nn.ReLU(), nn.MaxPool2d(3, stride=2),
+            nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, stride=2),
+            nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2))
+        self.avgpool = AdaptiveAvgPool2d(6)
+        self.flatten = nn.Flatten()
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(),
+            nn.Dropout(dropout), nn.Linear(4096, 4096), nn.ReLU(),
+            nn.Linear(4096, num_classes))
+
+    def forward(self, x):
+        return self.classifier(self.flatten(self.avgpool(self.features(x))))
+
+
+@register("alexnet")
+def alexnet(num_classes: int = 1000, in_channels: int = 3, **kw):
+    """AlexNet (61,100,840 parameters at 1000 classes), input 224x224."""
+    return AlexNet(num_classes, in_channels, **kw)
