@@ -4,6 +4,7 @@
     strided train --resume RUN_DIR              # continue an interrupted run exactly
     strided evaluate RUN_DIR                     # test accuracy and confusion matrix of the best checkpoint
     strided predict RUN_DIR IMAGE... --top 3     # class names with probabilities
+    strided predict --model efficientnet_lite0 --pretrained IMAGE... --top 5   # pretrained ImageNet classes
 
 A run directory holds ``config.json`` (everything needed to rebuild the run),
 ``checkpoints/{best,last}.safetensors``, ``metrics.json`` (history and test
@@ -20,6 +21,8 @@ import numpy as np
 from .cli import CLIError
 
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+# what `predict --pretrained X` takes as a weight file; anything else after it is an image
+WEIGHT_SUFFIXES = (".pth", ".pt", ".tar", ".bin", ".ckpt", ".safetensors", ".npz")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 
 
@@ -60,11 +63,24 @@ def add_evaluate_parser(subparsers):
 
 
 def add_predict_parser(subparsers):
-    p = subparsers.add_parser("predict", help="classify images with a trained run")
-    p.add_argument("run_dir", help="run directory written by `strided train`")
-    p.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
-    p.add_argument("--top", type=int, default=3, help="how many classes to show per image (default 3)")
+    p = subparsers.add_parser(
+        "predict", help="classify images with a trained run or a pretrained ImageNet model",
+        usage="strided predict RUN_DIR IMAGE... [--top N] [--checkpoint {best,last}]\n"
+              "       strided predict [--model NAME] --pretrained [PATH] IMAGE... [--top N]",
+        description="Classify images: `strided predict RUN_DIR IMAGE...` with a run of `strided train`, or "
+                    "`strided predict --model efficientnet_lite0 --pretrained IMAGE...` with pretrained ImageNet "
+                    "weights (1000 classes; from the installed package, or --pretrained PATH.pth).")
+    p.add_argument("paths", nargs="*", metavar="RUN_DIR IMAGE...",
+                   help="run directory written by `strided train` (not with --pretrained), then image files "
+                        "(any format Pillow reads)")
+    p.add_argument("--top", type=int, default=None,
+                   help="how many classes to show per image (default 3; 5 with --pretrained)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--model", default=None,
+                   help="with --pretrained: the architecture (default efficientnet_lite0)")
+    p.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="PATH",
+                   help="use pretrained ImageNet weights instead of a run: from the installed package, or from "
+                        "PATH (a file ending in " + ", ".join(WEIGHT_SUFFIXES) + ")")
     p.set_defaults(func=cmd_predict)
 
 
@@ -273,17 +289,63 @@ def _read_for_model(path: str, shape: tuple) -> np.ndarray:
     return array.reshape(shape)
 
 
+def _predict_pretrained(args) -> int:
+    """``strided predict --model NAME --pretrained [PATH] IMAGE...``: ImageNet top-k per image."""
+    from . import models
+    from .checkpoint import CheckpointError
+    from .cli import _read_image
+    from .models.imagenet import IMAGENET_CLASSES
+    from .models.pretrained import classify, pretrained_models, pretrained_weights_path
+
+    images, weights = list(args.paths), args.pretrained
+    # `--pretrained IMAGE`: argparse gave the first image to --pretrained
+    if isinstance(weights, str) and not weights.lower().endswith(WEIGHT_SUFFIXES):
+        images, weights = [weights, *images], True
+    if not images:
+        raise CLIError("predict --pretrained needs at least one IMAGE")
+    name = args.model or "efficientnet_lite0"
+    if name not in pretrained_models():
+        raise CLIError(f"--pretrained: no pretrained weights are known for model {name!r}; models with "
+                       f"pretrained weights: {', '.join(pretrained_models())}")
+    top = 5 if args.top is None else args.top
+    if not 1 <= top <= len(IMAGENET_CLASSES):
+        raise CLIError(f"--top must be in 1..{len(IMAGENET_CLASSES)}, received {top}")
+    if isinstance(weights, str) and not Path(weights).is_file():
+        raise CLIError(f"--pretrained: weight file {weights!r} does not exist")
+    try:
+        model = models.create(name, pretrained=weights)
+        source = weights if isinstance(weights, str) else pretrained_weights_path(name)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    except (CheckpointError, ValueError, OSError) as exc:
+        raise CLIError(f"--pretrained: {exc}") from None
+    arrays = [_read_image(p) for p in images]        # all read before any output
+    print(f"{name}, pretrained on ImageNet ({source})")
+    for path, image in zip(images, arrays):
+        print(f"{path}: " + ", ".join(f"{label} {p:.1%}" for _, label, p in classify(model, image, top)))
+    return 0
+
+
 def cmd_predict(args) -> int:
     from .train import predict
 
-    if args.top < 1:
-        raise CLIError(f"--top must be >= 1, received {args.top}")
-    run, config, model = _load_run(args.run_dir, args.checkpoint)
+    if args.pretrained is not None:
+        return _predict_pretrained(args)
+    if args.model is not None:
+        raise CLIError(f"--model {args.model} needs --pretrained (weights of a trained run come with RUN_DIR: "
+                       f"`strided predict RUN_DIR IMAGE...`)")
+    if len(args.paths) < 2:
+        raise CLIError("predict needs RUN_DIR and at least one IMAGE (or --pretrained and images)")
+    run_dir, image_paths = args.paths[0], args.paths[1:]
+    top = 3 if args.top is None else args.top
+    if top < 1:
+        raise CLIError(f"--top must be >= 1, received {top}")
+    _, config, model = _load_run(run_dir, args.checkpoint)
     shape = tuple(config["image_shape"])
-    images = np.stack([_read_for_model(p, shape) for p in args.images])
+    images = np.stack([_read_for_model(p, shape) for p in image_paths])
     probs = predict(model, images)
     classes = config["classes"]
-    for path, p in zip(args.images, probs):
-        order = np.argsort(-p)[:min(args.top, len(classes))]
+    for path, p in zip(image_paths, probs):
+        order = np.argsort(-p)[:min(top, len(classes))]
         print(f"{path}: " + ", ".join(f"{classes[i]} {p[i]:.1%}" for i in order))
     return 0
