@@ -161,6 +161,8 @@ def build_parser():
     from .data.cli import add_data_parser
     register_training(subparsers)
     add_data_parser(subparsers)
+    from .viz.cli import add_viz_parser
+    add_viz_parser(subparsers)
     return parser
 
 

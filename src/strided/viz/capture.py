@@ -1,0 +1,163 @@
+"""Finding a layer by name and capturing what it outputs.
+
+A layer is named as in ``model.named_modules()`` (``"features.3"``,
+``"layer2.0.conv1"``).  Its output is captured by temporarily replacing the
+module's ``forward`` with a wrapper (an instance attribute, which
+``Module.__call__`` finds first); the wrapper is removed afterwards, also when
+the forward pass raises.  The pass stops right after the captured layer, so
+nothing after it is computed.
+
+>>> maps = feature_maps(model, image, "features.0")      # (H, W, C) ndarray
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from ..nn.layers import Conv2d, DepthwiseConv2d
+from ..tensor import Tensor, no_grad
+
+__all__ = ["VizError", "conv_layers", "get_layer", "feature_maps", "layer_output", "as_model_input",
+           "patched_forward", "eval_mode"]
+
+_MISSING = object()
+
+
+class VizError(ValueError):
+    """A bad layer name, unit or input for a visualisation; the message says what is valid."""
+
+
+# --------------------------------------------------------------------------- layers by name
+def conv_layers(model) -> list:
+    """Names of the 2-D convolutions (``Conv2d``, ``DepthwiseConv2d``) of ``model``, in order."""
+    return [name for name, m in model.named_modules() if name and isinstance(m, (Conv2d, DepthwiseConv2d))]
+
+
+def get_layer(model, name: str):
+    """The sub-module called ``name``; an unknown name raises :class:`VizError` listing the conv layers."""
+    modules = dict(model.named_modules())
+    if not isinstance(name, str) or not name or name not in modules:
+        convs = conv_layers(model)
+        raise VizError(f"unknown layer {name!r}; the conv layers of {type(model).__name__} are: "
+                       f"{', '.join(convs) if convs else '(none)'} (`strided viz layers` lists every layer)")
+    return modules[name]
+
+
+# --------------------------------------------------------------------------- temporary patches
+class patched_forward:
+    """Context manager that replaces the ``forward`` of some modules and puts the originals back.
+
+    ``patch(module, make)`` installs ``make(current_forward)`` as the module's
+    ``forward``; a module may be patched twice (wrappers stack).  On exit, also
+    after an exception, every module gets back exactly what it had before
+    (usually no instance attribute at all, so the class method is used again).
+    """
+
+    def __init__(self):
+        self._saved = []   # (module, instance forward or _MISSING), first patch of each module only
+        self._seen = set()
+
+    def patch(self, module, make):
+        if id(module) not in self._seen:
+            self._seen.add(id(module))
+            self._saved.append((module, module.__dict__.get("forward", _MISSING)))
+        object.__setattr__(module, "forward", make(module.forward))
+
+    def restore(self):
+        for module, original in reversed(self._saved):
+            if original is _MISSING:
+                module.__dict__.pop("forward", None)
+            else:
+                object.__setattr__(module, "forward", original)
+        self._saved, self._seen = [], set()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.restore()
+        return False
+
+
+@contextlib.contextmanager
+def eval_mode(model):
+    """Every module in eval mode inside the block; each module's own flag restored afterwards."""
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for m, mode in modes:
+            object.__setattr__(m, "training", mode)
+
+
+class _Captured(Exception):
+    """Raised by the capturing wrapper to stop the forward pass once the layer has run."""
+
+
+# --------------------------------------------------------------------------- inputs
+def as_model_input(images) -> np.ndarray:
+    """Images as the float32 ``(N, H, W, C)`` batch a model takes: uint8 is scaled to [0, 1]
+    (as :class:`strided.data.DataLoader` does); one image ``(H, W, C)`` or ``(H, W)`` gets a batch axis."""
+    x = images.data if isinstance(images, Tensor) else np.asarray(images)
+    if x.ndim == 2:
+        x = x[None, :, :, None]
+    elif x.ndim == 3:
+        x = x[None]
+    if x.ndim != 4:
+        raise VizError(f"expected an image (H, W, C) / (H, W) or a batch (N, H, W, C), received shape {x.shape}")
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) * np.float32(1 / 255)
+    if x.dtype.kind not in "biuf":
+        raise VizError(f"images must hold numbers, received dtype {x.dtype}")
+    return np.ascontiguousarray(x, dtype=np.float32)
+
+
+# --------------------------------------------------------------------------- capturing
+def layer_output(model, layer: str, images) -> np.ndarray:
+    """Run ``model`` (eval mode, no graph) on a batch and return ``layer``'s output as an ndarray.
+
+    ``images`` is ``(N, H, W, C)`` (or one image, see :func:`as_model_input`).
+    The pass stops after the layer.  A module called several times in one
+    forward (a shared ``ReLU``) is captured at its first call.
+    """
+    module = get_layer(model, layer)
+    x = Tensor(as_model_input(images))
+    store = []
+
+    def make(forward):
+        def capturing_forward(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            store.append(out)
+            raise _Captured
+        return capturing_forward
+
+    with patched_forward() as patches, eval_mode(model), no_grad():
+        patches.patch(module, make)
+        try:
+            model(x)
+        except _Captured:
+            pass
+    if not store:
+        raise VizError(f"layer {layer!r} ({type(module).__name__}) is not used by {type(model).__name__}.forward")
+    out = store[0]
+    if isinstance(out, (tuple, list)):
+        raise VizError(f"layer {layer!r} returns a {type(out).__name__}, not one tensor")
+    return out.data if isinstance(out, Tensor) else np.asarray(out)
+
+
+def feature_maps(model, image, layer: str) -> np.ndarray:
+    """The output of ``layer`` for one image: ``(H, W, C)`` for a spatial layer.
+
+    ``image`` is ``(H, W, C)`` or ``(H, W)``, uint8 (scaled to [0, 1]) or float
+    (used as is).  The model runs in eval mode without a graph; its modes and
+    ``forward`` methods are left as they were.  A layer with a non-spatial
+    output (``Linear``) gives its ``(features,)`` vector.
+
+    >>> maps = feature_maps(lenet, image, "features.1")   # after the first ReLU: (28, 28, 6)
+    """
+    image = image.data if isinstance(image, Tensor) else np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise VizError(f"feature_maps takes one image (H, W, C) or (H, W), received shape {image.shape}")
+    return layer_output(model, layer, image)[0]
