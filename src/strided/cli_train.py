@@ -52,6 +52,22 @@ def add_train_parser(subparsers):
                    help="continue the run in RUN_DIR from its last checkpoint (same epoch, optimizer state, "
                         "random streams); --epochs may extend it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t = p.add_argument_group("transfer learning", "start from pretrained ImageNet weights (efficientnet_lite0); "
+                                                  "see strided.transfer")
+    t.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="PATH",
+                   help="load pretrained weights (from the installed package, or PATH) for every layer but the "
+                        "classifier; images are resized to --input-size and made RGB")
+    t.add_argument("--freeze", choices=("none", "base"), default="none",
+                   help="base: train only the new head (the base's BatchNorms use their running statistics)")
+    t.add_argument("--fine-tune", type=int, default=0, metavar="N",
+                   help="with --freeze base: train the head for the first ceil(epochs/2) epochs, then unfreeze the "
+                        "top N blocks of the base for the remaining ones at lr/10 (their BatchNorms stay frozen)")
+    t.add_argument("--cache-features", nargs="?", const=True, default=None, metavar="DIR",
+                   help="with --freeze base: compute the frozen base's features once and train the head on them "
+                        "(cached as .npz in DIR, default <out>/../.feature-cache, reused by later runs)")
+    t.add_argument("--input-size", type=int, default=None,
+                   help="side of the network's input with --pretrained (default 128; the weights were trained at "
+                        "224)")
     p.set_defaults(func=cmd_train)
 
 
@@ -104,8 +120,26 @@ def _load_data(config):
     return train, test
 
 
-def _build_model(config, image_shape, num_classes):
+def _is_transfer(config) -> bool:
+    return bool(config.get("pretrained")) or bool(config.get("input_size"))
+
+
+def _build_model(config, image_shape, num_classes, load_pretrained=False):
     from . import models
+    if _is_transfer(config):
+        # a pretrained network behind an input adapter (resize to input_size, RGB, normalise): it takes the data
+        # set's own images, so Trainer / evaluate / predict work unchanged.  The weights come from the package
+        # only when training starts; evaluate and predict load the run's checkpoint.
+        from .io import ModelFileError
+        from .transfer import with_input_adapter
+        pretrained = config.get("pretrained") if load_pretrained else False
+        try:
+            net = models.create(config["model"], pretrained=pretrained or False, num_classes=num_classes)
+        except ImportError as exc:
+            raise CLIError(str(exc)) from None
+        except (ModelFileError, ValueError, TypeError, OSError) as exc:
+            raise CLIError(f"--pretrained: {exc}") from None
+        return with_input_adapter(net, config["input_size"])
     kwargs = {"num_classes": num_classes, "in_channels": image_shape[-1]}
     if config["model"] == "lenet5":
         if image_shape[0] not in (28, 32) or image_shape[0] != image_shape[1]:
@@ -205,31 +239,76 @@ def cmd_train(args) -> int:
         config = {k: getattr(args, k) for k in ("model", "data", "data_root", "epochs", "batch_size", "lr",
                                                  "optimizer", "momentum", "weight_decay", "schedule", "augment",
                                                  "val_split", "patience", "limit", "seed")}
+        config.update(_transfer_config(args, run_dir))
     manual_seed(config["seed"])
     train, test = _load_data(config)
     classes = list(train.classes)
     fit_set, val_set = train.split(config["val_split"], seed=config["seed"]) if config["val_split"] else (train, None)
-    model = _build_model(config, train.image_shape, len(classes))
+    transfer = _is_transfer(config)
+    model = _build_model(config, train.image_shape, len(classes), load_pretrained=resume_path is None)
+    head_epochs = config["epochs"]
+    if config.get("freeze") == "base":
+        from .transfer import freeze_base
+        freeze_base(model)
+        if config.get("fine_tune"):
+            head_epochs = max(1, -(-config["epochs"] // 2))
     transform = augment.standard(config["data"], train.image_shape[-1]) if config["augment"] else None
     loader = DataLoader(fit_set, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
                         transform=transform)
     val_loader = DataLoader(val_set, batch_size=256) if val_set is not None and len(val_set) else None
-    optimizer, schedule, per = _build_optimizer(config, model, len(loader))
     callbacks = [EarlyStopping("val_loss", config["patience"])] if config["patience"] and val_loader else []
     config.update(classes=classes, image_shape=list(train.image_shape))
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / "config.json", config)
-    trainer = Trainer(model, optimizer, run_dir=run_dir, schedule=schedule, schedule_per=per, callbacks=callbacks,
-                      config=config, progress=not args.no_progress,
-                      monitor="val_accuracy" if val_loader is not None else "accuracy")
+    monitor = "val_accuracy" if val_loader is not None else "accuracy"
+
+    def make_trainer(phase_config, fine_tuning=False):
+        if fine_tuning:
+            from .transfer import unfreeze_top
+            unfreeze_top(model, config["fine_tune"])
+            phase_config = {**phase_config, "lr": config["lr"] / 10, "epochs": config["epochs"] - head_epochs}
+        optimizer, schedule, per = _build_optimizer(phase_config, model, len(loader))
+        return Trainer(model, optimizer, run_dir=run_dir, schedule=schedule, schedule_per=per,
+                       callbacks=list(callbacks), config=config, progress=not args.no_progress, monitor=monitor)
+
+    phase_config = {**config, "epochs": head_epochs}
+    trainer = make_trainer(phase_config)
     if resume_path is not None:
+        from .checkpoint import load_checkpoint
+        done = int(load_checkpoint(resume_path)[1]["epoch"])
+        if config.get("cache_features") and done < head_epochs:
+            raise CLIError(f"--resume {run_dir}: the head phase of a --cache-features run is not resumable "
+                           f"(it takes seconds); start it again")
+        if transfer and config.get("fine_tune") and done >= head_epochs:
+            trainer = make_trainer(phase_config, fine_tuning=True)
         trainer.resume(resume_path)
         print(f"resuming {run_dir} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}")
-    print(f"training {config['model']} ({model.num_parameters():,} parameters) on {config['data']}: "
+    desc = ""
+    if transfer:
+        desc = (f", pretrained={config['pretrained'] or False}, freeze={config['freeze']}, "
+                f"input {config['input_size']}x{config['input_size']}x3"
+                + (f", fine-tune top {config['fine_tune']} blocks after epoch {head_epochs}"
+                   if config.get("fine_tune") else ""))
+    print(f"training {config['model']} ({model.num_parameters():,} trainable parameters{desc}) on {config['data']}: "
           f"{len(fit_set):,} images, {len(val_set) if val_set is not None else 0:,} for validation, "
           f"{len(test):,} for testing -> {run_dir}")
     try:
-        history = trainer.fit(loader, config["epochs"], val_loader)
+        if trainer.epoch < head_epochs:
+            if config.get("cache_features"):
+                _fit_head_on_features(trainer, config, fit_set, val_set, head_epochs, callbacks, monitor, args)
+            else:
+                trainer.fit(loader, head_epochs, val_loader)
+        if (config.get("fine_tune") and trainer.epoch < config["epochs"] and not trainer.stop
+                and trainer.epoch >= head_epochs):
+            if trainer.epoch == head_epochs and trainer.batch_in_epoch == 0:   # a fresh fine-tuning phase
+                previous = trainer
+                trainer = make_trainer(phase_config, fine_tuning=True)
+                trainer.epoch, trainer.history, trainer.best_score = (previous.epoch, previous.history,
+                                                                      previous.best_score)
+                print(f"fine-tuning the top {config['fine_tune']} blocks at lr {config['lr'] / 10:g} "
+                      f"({model.num_parameters():,} trainable parameters)")
+            trainer.fit(loader, config["epochs"], val_loader)
+        history = trainer.history
     except TrainingDiverged as exc:
         print(f"strided train: error: {exc}")
         return 1
@@ -243,6 +322,85 @@ def cmd_train(args) -> int:
     for path in pictures:
         print(f"wrote {path}")
     return 0
+
+
+def _transfer_config(args, run_dir: Path) -> dict:
+    """The transfer-learning part of config.json (validated): pretrained, freeze, fine_tune, cache_features,
+    input_size (None unless --pretrained or --input-size)."""
+    from .models.pretrained import has_pretrained, pretrained_models
+    pretrained = getattr(args, "pretrained", None)
+    freeze, fine_tune = getattr(args, "freeze", "none"), getattr(args, "fine_tune", 0)
+    cache, size = getattr(args, "cache_features", None), getattr(args, "input_size", None)
+    if pretrained is not None:
+        if not has_pretrained(args.model):
+            raise CLIError(f"--pretrained: no pretrained weights are known for model {args.model!r}; models with "
+                           f"pretrained weights: {', '.join(pretrained_models())}")
+        if isinstance(pretrained, str):
+            if not Path(pretrained).is_file():
+                raise CLIError(f"--pretrained: weight file {pretrained!r} does not exist")
+            pretrained = str(Path(pretrained).resolve())
+    transfer = pretrained is not None or size is not None
+    if transfer:
+        size = 128 if size is None else size
+        if not 32 <= size <= 1024:
+            raise CLIError(f"--input-size must be in 32..1024, received {size}")
+    if fine_tune < 0:
+        raise CLIError(f"--fine-tune must be >= 0, received {fine_tune}")
+    if (fine_tune or cache) and freeze != "base":
+        raise CLIError("--fine-tune and --cache-features need --freeze base")
+    if freeze == "base" and not transfer:
+        raise CLIError("--freeze base needs --pretrained (a frozen random base learns nothing)")
+    if cache and args.augment:
+        raise CLIError("--cache-features computes the features once, without augmentation: drop --augment")
+    if cache is True:
+        cache = str(run_dir.parent / ".feature-cache")
+    return {"pretrained": pretrained if pretrained is not None else False, "freeze": freeze,
+            "fine_tune": fine_tune, "cache_features": cache or False, "input_size": size}
+
+
+def _fit_head_on_features(trainer, config, fit_set, val_set, head_epochs, callbacks, monitor, args):
+    """The head phase of a --cache-features run: the base's pooled features are computed once (or loaded from
+    the cache) and the head trains on them; the run directory gets full-model checkpoints as usual."""
+    from . import nn
+    from .data import ArrayDataset, DataLoader
+    from .train import Trainer
+    from .transfer import extract_features, split_base_head, weights_digest
+
+    split = split_base_head(trainer.model)
+    weights_id = weights_digest(split.base)
+
+    def features(dataset, tag):
+        feats, labels = extract_features(split.base, dataset, batch_size=32, cache_path=config["cache_features"],
+                                         input_size=config["input_size"], weights_id=weights_id,
+                                         progress=not args.no_progress)
+        return ArrayDataset(feats[:, None, None, :], labels, dataset.classes, f"{dataset.name}:{tag}-features")
+
+    fit_features = features(fit_set, "fit")
+    val_loader = (DataLoader(features(val_set, "val"), batch_size=256)
+                  if val_set is not None and len(val_set) else None)
+    head_model = nn.Sequential(nn.Flatten(), split.head)
+    head_config = {**config, "epochs": head_epochs}
+    loader = DataLoader(fit_features, batch_size=config["batch_size"], shuffle=True, seed=config["seed"])
+    optimizer, schedule, per = _build_optimizer(head_config, head_model, len(loader))
+    best = {}
+
+    def keep_best(head_trainer, logs):
+        if head_trainer.best_score == logs.get(monitor, logs.get("accuracy")):
+            best["state"] = {k: v.copy() for k, v in split.head.state_dict().items()}
+
+    head_trainer = Trainer(head_model, optimizer, schedule=schedule, schedule_per=per,
+                           callbacks=[*callbacks, keep_best], progress=not args.no_progress, monitor=monitor)
+    head_trainer.fit(loader, head_epochs, val_loader)
+    trainer.epoch, trainer.history, trainer.best_score = head_trainer.epoch, head_trainer.history, \
+        head_trainer.best_score
+    trainer.stop, trainer.stop_reason = head_trainer.stop, head_trainer.stop_reason
+    trainer.save("last")
+    if best:
+        last = {k: v.copy() for k, v in split.head.state_dict().items()}
+        split.head.load_state_dict(best["state"])
+        trainer.save("best")
+        split.head.load_state_dict(last)
+    trainer._write_metrics()
 
 
 def _load_run(run_dir: str, which: str):
