@@ -37,7 +37,6 @@ from __future__ import annotations
 import importlib
 import numbers
 import os
-import tempfile
 
 import numpy as np
 
@@ -615,16 +614,12 @@ def export_onnx(model, path, input_shape, *, opset: int = OPSET) -> str:
 
     >>> export_onnx(models.create("lenet5"), "lenet5.onnx", (1, 32, 32, 1))
     """
+    from pathlib import Path
+
+    from ..checkpoint import _atomic_write
+
     proto = build_onnx(model, input_shape, opset=opset)
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".onnx-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(proto.SerializeToString())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    data = proto.SerializeToString()
+    _atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
     return path
