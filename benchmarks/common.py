@@ -330,6 +330,15 @@ def measure_interleaved(steps: dict, repeats: int = 7, warmup: int = 2,
 
 
 # --------------------------------------------------------------------------- tables
+def rel_err(np, a, b) -> float:
+    """max|strided - torch| / max|torch|, in float64 (``np`` is NumPy, passed in so that this
+    module never imports it before strided)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"shape mismatch: strided {a.shape} vs torch {b.shape}")
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
+
+
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return "—"

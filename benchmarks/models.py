@@ -197,14 +197,6 @@ def copy_weights(smodel, tmodel, np, torch) -> int:
     return len(written)
 
 
-def agreement(np, ours, theirs) -> float:
-    """max|strided - torch| / max|torch| (float64)."""
-    a, b = np.asarray(ours, np.float64), np.asarray(theirs, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"shape mismatch: strided {a.shape} vs torch {b.shape}")
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
-
-
 # --------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -266,7 +258,7 @@ def main(argv=None) -> int:
                 ours = smodel(xs).data
             with torch.inference_mode():
                 theirs = tmodel(xt).numpy()
-            err = agreement(np, ours, theirs)
+            err = common.rel_err(np, ours, theirs)
             ok = err <= TOLERANCE
             checks.append(f"{case.name}: max|strided - torch| / max|torch| = {err:.2e} "
                           f"(max|torch| {np.max(np.abs(theirs)):.3g}) -> {'ok' if ok else 'MISMATCH'}")

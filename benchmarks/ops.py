@@ -152,7 +152,7 @@ def build(case: Case, sd, np, torch, rng):
         reset()
         y = fwd_sd()
         yt = fwd_t()
-        errors = {"y": rel_err(np, y.data, yt.detach().numpy().transpose(0, 2, 3, 1))}
+        errors = {"y": common.rel_err(np, y.data, yt.detach().numpy().transpose(0, 2, 3, 1))}
         y.backward(gy)
         yt.backward(gy_t)
         for name, leaf in sd_leaves.items():
@@ -161,18 +161,11 @@ def build(case: Case, sd, np, torch, rng):
                 ref = ref.transpose(0, 2, 3, 1) if name == "x" else ref.transpose(2, 3, 1, 0)
             if leaf.grad is None:
                 raise RuntimeError(f"strided produced no gradient for {name}")
-            errors["g" + name] = rel_err(np, leaf.grad, ref)
+            errors["g" + name] = common.rel_err(np, leaf.grad, ref)
         reset()
         return errors
 
     return step_sd, step_t, reset, check, sorted(sd_leaves)
-
-
-def rel_err(np, a, b) -> float:
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"shape mismatch: strided {a.shape} vs torch {b.shape}")
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
 
 
 def main(argv=None) -> int:
