@@ -15,34 +15,18 @@ of dtypes, shapes and byte offsets) and the raw buffers: no pickle, no code.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .errors import CheckpointError
+from .fileio import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "CheckpointError"]
 
 META_KEY = "strided"
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file that is missing, corrupt, truncated or for another model."""
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
@@ -52,7 +36,7 @@ def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
     path = Path(path)
     tensors = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
     metadata = {META_KEY: json.dumps(meta)}
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 __all__ = ["DatasetUnavailable", "UnreadableImagesWarning"]
 
 
-class DatasetUnavailable(FileNotFoundError):
-    """A data set's files are not on this machine; the message says how to get them."""
+from ..errors import DatasetUnavailable
 
 
 class UnreadableImagesWarning(UserWarning):

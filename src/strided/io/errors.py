@@ -12,14 +12,6 @@ Messages start with the file name and say what is wrong with it.
 """
 from __future__ import annotations
 
-from ..checkpoint import CheckpointError
+from ..errors import ModelFileError, UnsafeModelFile
 
 __all__ = ["ModelFileError", "UnsafeModelFile"]
-
-
-class ModelFileError(CheckpointError):
-    """A weight file that is missing, corrupt, truncated, of an unknown layout or for another model."""
-
-
-class UnsafeModelFile(ModelFileError):
-    """A pickle that would import or call something outside the allowed tensor-rebuilding functions."""

@@ -33,7 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import CheckpointError, _atomic_write, load_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..fileio import atomic_write
 from .errors import ModelFileError
 
 __all__ = ["save", "load"]
@@ -75,7 +76,7 @@ def save(model, path, format: str | None = None) -> Path:
     if format == "safetensors":
         meta = {"format": "strided.io", "version": 1, "order": list(state)}
         return save_checkpoint(path, {_PREFIX + k: v for k, v in state.items()}, meta)
-    _atomic_write(path, lambda tmp: _write_npz(tmp, state))
+    atomic_write(path, lambda tmp: _write_npz(tmp, state))
     return path
 
 

@@ -616,10 +616,10 @@ def export_onnx(model, path, input_shape, *, opset: int = OPSET) -> str:
     """
     from pathlib import Path
 
-    from ..checkpoint import _atomic_write
+    from ..fileio import atomic_write
 
     proto = build_onnx(model, input_shape, opset=opset)
     path = os.fspath(path)
     data = proto.SerializeToString()
-    _atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
+    atomic_write(Path(path), lambda tmp: Path(tmp).write_bytes(data))
     return path

@@ -1,0 +1,126 @@
+"""Reading image files into pixels, the one place that turns files and ``uint8`` into floats.
+
+:func:`read_image` gives ``(H, W, 3)`` (or ``(H, W, 1)`` with ``grayscale=True``) ``uint8``
+for any file Pillow opens, with these rules, each stated so the answer never depends on
+hidden data:
+
+* **Bit depth.** 16-bit images (PNG ``I;16``, 32-bit integer ``I`` holding 16-bit data)
+  are scaled by their real range, ``v * 255 / 65535``, never clipped at 255.
+* **Float images** (TIFF ``F``) are mapped from [0, 1] when every value lies there, else
+  refused with an :class:`~strided.errors.ImageError` (their range is not knowable).
+* **Alpha** (RGBA, LA, palette with transparency) is composited on a stated background,
+  white by default (``background=(255, 255, 255)``): ``rgb * a + background * (1 - a)``.
+* **Giant images.** Pillow's decompression-bomb limit (about 179 million pixels) raises a
+  clear :class:`~strided.errors.ImageError`; ``allow_large=True`` lifts it for one read.
+
+:func:`to_float` is the one ``uint8 -> float32`` conversion: ``x / 255`` in [0, 1].
+"""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ImageError
+
+__all__ = ["read_image", "to_float", "to_uint8", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def to_float(images) -> np.ndarray:
+    """``uint8`` pixels -> ``float32`` in [0, 1] (``x / 255``); float input -> ``float32`` as is."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images.astype(np.float32) * np.float32(1.0 / 255.0)
+    return images.astype(np.float32, copy=False)
+
+
+def to_uint8(images) -> np.ndarray:
+    """Float pixels in [0, 1] -> ``uint8`` (``round(x * 255)``, clipped); ``uint8`` as is."""
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        return images
+    return np.clip(np.rint(images.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _open(path: Path, allow_large: bool):
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.exists():
+        raise ImageError(f"image file not found: {str(path)!r}")
+    if not path.is_file():
+        raise ImageError(f"not an image file: {str(path)!r} (a folder or special file)")
+    old_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        if allow_large:
+            Image.MAX_IMAGE_PIXELS = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()
+        return img
+    except Image.DecompressionBombError as exc:
+        raise ImageError(f"image {str(path)!r} is too large to read safely ({exc}); "
+                         "pass allow_large=True (CLI: --allow-large-images) if you trust it") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"cannot read image {str(path)!r}: {exc}") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+
+
+def _to_float_channels(img, path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(colour (H, W, 1 or 3) float64 in [0, 1], alpha (H, W, 1) or None)``."""
+    mode = img.mode
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+        mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        return np.asarray(img, dtype=np.float64)[..., None] / 65535.0, None
+    if mode == "I":
+        a = np.asarray(img, dtype=np.float64)
+        if a.min() < 0 or a.max() > 65535:
+            raise ImageError(f"image {str(path)!r} holds 32-bit integers outside 0..65535 "
+                             f"(range {a.min():g}..{a.max():g}); convert it to 8 or 16 bits")
+        scale = 65535.0 if a.max() > 255 else 255.0
+        return a[..., None] / scale, None
+    if mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        if not np.all(np.isfinite(a)) or a.min() < 0.0 or a.max() > 1.0:
+            raise ImageError(f"float image {str(path)!r} has values in {np.nanmin(a):g}..{np.nanmax(a):g}; "
+                             "strided reads float images only when every value lies in [0, 1]")
+        return a[..., None], None
+    if mode in ("1", "L"):
+        return np.asarray(img.convert("L"), dtype=np.float64)[..., None] / 255.0, None
+    if mode == "LA":
+        a = np.asarray(img, dtype=np.float64) / 255.0
+        return a[..., :1], a[..., 1:]
+    if mode in ("RGBA", "PA", "La", "RGBa"):
+        a = np.asarray(img.convert("RGBA"), dtype=np.float64) / 255.0
+        return a[..., :3], a[..., 3:]
+    return np.asarray(img.convert("RGB"), dtype=np.float64) / 255.0, None
+
+
+def read_image(path, grayscale: bool = False, background=(255, 255, 255),
+               allow_large: bool = False) -> np.ndarray:
+    """Read an image file as ``uint8`` ``(H, W, 3)`` (``(H, W, 1)`` with ``grayscale``).
+
+    ``background``: the RGB colour (0..255) transparent pixels are composited on.
+    Raises :class:`~strided.errors.ImageError` naming the file for anything unreadable.
+    """
+    path = Path(path)
+    with _open(path, allow_large) as img:
+        colour, alpha = _to_float_channels(img, path)
+    if alpha is not None:
+        bg = np.asarray(background, dtype=np.float64).reshape(-1) / 255.0
+        if bg.size not in (1, 3):
+            raise ValueError(f"background must be an RGB triple, received background={background!r}")
+        if colour.shape[-1] == 1:
+            bg = bg[:1] if bg.size == 1 else np.array([bg @ [0.299, 0.587, 0.114]])
+        colour = colour * alpha + bg * (1.0 - alpha)
+    if grayscale and colour.shape[-1] == 3:
+        colour = colour @ np.array([0.299, 0.587, 0.114])[:, None]     # ITU-R 601 luma, as Pillow's "L"
+    elif not grayscale and colour.shape[-1] == 1:
+        colour = np.repeat(colour, 3, axis=-1)
+    return np.clip(np.rint(colour * 255.0), 0, 255).astype(np.uint8)
