@@ -28,7 +28,7 @@ import numbers
 import numpy as np
 
 __all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled",
-           "as_tensor", "as_array", "concat", "stack", "pad", "where"]
+           "as_tensor", "as_array", "concat", "stack", "pad", "where", "topological_order"]
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -129,10 +129,21 @@ class Tensor:
     __array_priority__ = 1000  # ndarray <op> Tensor -> Tensor.__rop__
 
     def __init__(self, data, requires_grad: bool = False, dtype=None, name: str | None = None):
-        self.data = _to_float_array(data, dtype)
+        self._set(_to_float_array(data, dtype), bool(requires_grad), None, name)
+
+    @classmethod
+    def _from_op(cls, data: np.ndarray, ctx: "Function | None") -> "Tensor":
+        """An op's output: ``data`` as it is (no conversion), made by ``ctx`` when recording."""
+        out = cls.__new__(cls)
+        out._set(data, ctx is not None, ctx, None)
+        return out
+
+    def _set(self, data, requires_grad, ctx, name):
+        """The one place a tensor's fields are set (by ``__init__`` and for op outputs)."""
+        self.data = data
         self.grad: np.ndarray | None = None
-        self.requires_grad = bool(requires_grad)
-        self._ctx: Function | None = None
+        self.requires_grad = requires_grad
+        self._ctx: Function | None = ctx
         self.name = name
 
     # ----- basic properties
@@ -196,22 +207,7 @@ class Tensor:
             if g.shape != self.shape:
                 raise ValueError(f"grad has shape {g.shape}, expected {self.shape}")
 
-        # Topological order by an explicit-stack depth-first search.
-        order, seen, stack = [], set(), [(self, False)]
-        while stack:
-            node, expanded = stack.pop()
-            if expanded:
-                order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            if node._ctx is not None:
-                for parent in node._ctx.inputs:
-                    if parent.requires_grad and id(parent) not in seen:
-                        stack.append((parent, False))
-
+        order = topological_order(self, lambda t: t.requires_grad)
         grads = {id(self): g}
         stored = set()  # arrays already handed to a leaf's .grad (copy if seen again)
         for node in reversed(order):
@@ -315,6 +311,32 @@ class Tensor:
     def __getitem__(self, index): return GetItem(index)(self)
 
 
+def topological_order(output: Tensor, follow=lambda t: t._ctx is not None) -> list:
+    """The tensors ``output`` depends on (itself included), each after all of its inputs.
+
+    Walks ``t._ctx.inputs`` from ``output`` by an explicit-stack depth-first search (graphs
+    thousands of ops deep work), entering only tensors for which ``follow(t)`` is true
+    (``output`` itself always).  Inputs are visited first to last, so the order is
+    deterministic.  Used by ``backward`` (``follow``: requires_grad) and the ONNX exporter
+    (the default: the non-leaf tensors).
+    """
+    order, seen, stack = [], set(), [(output, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        if node._ctx is not None:
+            for parent in reversed(node._ctx.inputs):
+                if id(parent) not in seen and follow(parent):
+                    stack.append((parent, False))
+    return order
+
+
 def _axes(axis):
     return (axis,) if isinstance(axis, int) else tuple(axis)
 
@@ -339,16 +361,9 @@ class Function:
         self.needs_grad = tuple(x.requires_grad for x in inputs)
         self.recording = record
         y = self.forward(*(x.data for x in inputs))
-        out = Tensor.__new__(Tensor)
-        out.data = y
-        out.grad = None
-        out.name = None
-        out.requires_grad = record
-        out._ctx = None
         if record:
             self.inputs = inputs
-            out._ctx = self
-        return out
+        return Tensor._from_op(y, self if record else None)
 
     def forward(self, *xs):  # pragma: no cover - abstract
         raise NotImplementedError

@@ -6,6 +6,7 @@ sigmoid     y = 1 / (1 + exp(-x))                dy/dx = y (1 - y)
 tanh        y = tanh(x)                          dy/dx = 1 - y^2
 softmax     y = exp(x - max) / sum(exp(x - max))  gx = y * (gy - sum(gy * y))
 log_softmax y = x - max - log(sum(exp(x - max)))  gx = gy - softmax * sum(gy)
+clip        y = min(max(x, low), high)            dy/dx = 1[low <= x <= high]  (as torch.clamp)
 
 Subtracting the maximum keeps softmax and log_softmax finite for logits of +-1e4;
 sigmoid is evaluated on -|x| so exp never overflows.
@@ -17,7 +18,7 @@ import numpy as np
 from ..tensor import Function, Tensor
 from .utils import float_tensor
 
-__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "swish", "relu6"]
+__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "swish", "relu6", "clip"]
 
 
 class ReLU(Function):
@@ -46,6 +47,31 @@ class ReLU6(Function):
     def forward(self, x):
         self.inside = (x > 0) & (x < 6)
         return np.clip(x, 0, 6)
+
+    def backward(self, gy):
+        return gy * self.inside
+
+
+class Clip(Function):
+    """y = min(max(x, low), high) (a missing bound is not applied).
+
+    The gradient passes where ``low <= x <= high``, bounds included, as ``torch.clamp``;
+    with ``low > high`` every output is ``high`` (as NumPy and PyTorch).
+    """
+
+    def __init__(self, low=None, high=None):
+        self.low, self.high = low, high
+
+    def forward(self, x):
+        y, inside = x, np.ones(x.shape, dtype=bool)
+        if self.low is not None:
+            inside &= x >= self.low
+            y = np.maximum(y, x.dtype.type(self.low))
+        if self.high is not None:
+            inside &= x <= self.high
+            y = np.minimum(y, x.dtype.type(self.high))
+        self.inside = inside
+        return y
 
     def backward(self, gy):
         return gy * self.inside
@@ -103,46 +129,56 @@ class LogSoftmax(Function):
         return gy - np.exp(self.y) * gy.sum(axis=self.axis, keepdims=True)
 
 
-def _float(x):
-    x = float_tensor(x, "input")
-    return x
-
-
 def relu(x) -> Tensor:
     """max(x, 0) elementwise."""
-    return ReLU()(_float(x))
+    return ReLU()(float_tensor(x))
 
 
 def relu6(x) -> Tensor:
     """min(max(x, 0), 6) elementwise (MobileNet)."""
-    return ReLU6()(_float(x))
+    return ReLU6()(float_tensor(x))
 
 
 def leaky_relu(x, negative_slope: float = 0.01) -> Tensor:
     """x for x > 0, negative_slope * x otherwise."""
-    return LeakyReLU(float(negative_slope))(_float(x))
+    return LeakyReLU(float(negative_slope))(float_tensor(x))
 
 
 def sigmoid(x) -> Tensor:
     """1 / (1 + exp(-x)), finite for any x."""
-    return Sigmoid()(_float(x))
+    return Sigmoid()(float_tensor(x))
 
 
 def tanh(x) -> Tensor:
-    return Tanh()(_float(x))
+    return Tanh()(float_tensor(x))
 
 
 def swish(x) -> Tensor:
     """x * sigmoid(x) (also called SiLU; EfficientNet)."""
-    x = _float(x)
+    x = float_tensor(x)
     return x * sigmoid(x)
 
 
 def softmax(x, axis: int = -1) -> Tensor:
     """exp(x) / sum(exp(x)) along ``axis``; finite for logits of +-1e4."""
-    return Softmax(axis)(_float(x))
+    return Softmax(axis)(float_tensor(x))
 
 
 def log_softmax(x, axis: int = -1) -> Tensor:
     """log(softmax(x)) computed stably along ``axis``."""
-    return LogSoftmax(axis)(_float(x))
+    return LogSoftmax(axis)(float_tensor(x))
+
+
+def clip(x, low: float | None = None, high: float | None = None) -> Tensor:
+    """``min(max(x, low), high)`` elementwise; ``None`` leaves that side open.
+
+    The gradient is ``1`` where ``low <= x <= high`` and ``0`` outside (``torch.clamp``).
+
+    >>> clip(x, 0.0, 1.0)          # pixels into [0, 1]
+    """
+    if low is None and high is None:
+        raise ValueError("clip needs low or high (or both), received low=None, high=None")
+    for name, value in (("low", low), ("high", high)):
+        if value is not None and np.isnan(float(value)):
+            raise ValueError(f"clip bounds must be numbers or None, received {name}={value!r}")
+    return Clip(None if low is None else float(low), None if high is None else float(high))(float_tensor(x))

@@ -34,7 +34,7 @@ import numpy as np
 from ..tensor import Function, Tensor
 from .im2col import Im2col, col2im_grad_input, conv_gemm, conv_grad_weight
 from .parallel import blas_single_threaded, parallel_blocks, parallel_for
-from .utils import (float_tensor, check_positive, get_conv_outsize, ntuple, resolve_padding)
+from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, ntuple, resolve_padding
 
 __all__ = ["conv2d", "conv3d", "conv", "conv_output_shape"]
 
@@ -201,7 +201,7 @@ class Conv(Function):
 
 
 # --------------------------------------------------------------------------- depthwise path
-def _tap(xp, offset, stride, dilation, out_spatial):
+def kernel_tap(xp, offset, stride, dilation, out_spatial):
     """View of the padded input seen by kernel tap ``offset`` for every output pixel."""
     index = (slice(None),) + tuple(slice(k * d, k * d + (o - 1) * s + 1, s)
                                    for k, d, o, s in zip(offset, dilation, out_spatial, stride))
@@ -237,7 +237,7 @@ def depthwise_forward(xp, w, stride, dilation, out_spatial):
     offsets = list(np.ndindex(*kernel))
 
     def multiply(part, offset, out):
-        t = _tap(part, offset, stride, dilation, out_spatial)
+        t = kernel_tap(part, offset, stride, dilation, out_spatial)
         if m > 1:
             np.multiply(t[..., None], wk[offset], out=out)
             return
@@ -273,7 +273,7 @@ def depthwise_grad_weight(xp, gy, w_shape, stride, dilation):
         prod = np.empty(((b1 - b0) * pixels, C), dtype=gy.dtype)
         ones = np.ones((b1 - b0) * pixels, dtype=gy.dtype)
         for offset in offsets:
-            t = _tap(xp[b0:b1], offset, stride, dilation, out_spatial)
+            t = kernel_tap(xp[b0:b1], offset, stride, dilation, out_spatial)
             for j in range(m):
                 np.multiply(t, g[b0:b1, ..., j], out=prod.reshape(t.shape))
                 acc[offset + (slice(None), j)] = ones @ prod  # column sums by BLAS
@@ -306,7 +306,7 @@ def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
                             out=tmp.reshape(rows.shape))
             else:
                 np.einsum("...cj,cj->...c", g[b0:b1], wk[offset], out=tmp)
-            _tap(part, offset, stride, dilation, out_spatial)[...] += tmp
+            kernel_tap(part, offset, stride, dilation, out_spatial)[...] += tmp
 
     parallel_blocks(N, gxp[0].nbytes, work)
     return gxp
@@ -328,10 +328,8 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dim
     layout = {1: "NWC", 2: "NHWC", 3: "NDHWC"}.get(spatial_dims, f"N{'S' * spatial_dims}C")
     wlayout = {1: "WIO", 2: "HWIO", 3: "DHWIO"}.get(spatial_dims, "kernel..IO")
     x, w = float_tensor(x, "input"), float_tensor(w, "weight")
-    if x.ndim != spatial_dims + 2:
-        raise ValueError(f"input must be a {spatial_dims + 2}-D {layout} array, received shape {tuple(x.shape)}")
-    if w.ndim != spatial_dims + 2:
-        raise ValueError(f"weight must be a {spatial_dims + 2}-D {wlayout} array, received shape {tuple(w.shape)}")
+    check_rank(x, spatial_dims + 2, layout, "input")
+    check_rank(w, spatial_dims + 2, wlayout, "weight")
     if w.dtype != x.dtype:
         raise TypeError(f"weight dtype {w.dtype} does not match input dtype {x.dtype}")
     if not isinstance(groups, (int, np.integer)) or groups < 1:

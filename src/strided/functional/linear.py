@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor, as_tensor
-from .utils import float_tensor
+from .utils import check_rank, float_tensor
 
 __all__ = ["linear", "dropout"]
 
@@ -34,8 +34,7 @@ class Linear(Function):
 def linear(x, w, b=None) -> Tensor:
     """``x @ w + b`` with x ``(..., in)``, w ``(in, out)`` (Keras layout), b ``(out,)``."""
     x, w = float_tensor(x, "input"), float_tensor(w, "weight")
-    if w.ndim != 2:
-        raise ValueError(f"weight must be 2-D (in_features, out_features), received shape {tuple(w.shape)}")
+    check_rank(w, 2, "(in_features, out_features)", "weight")
     if x.ndim < 1 or x.shape[-1] != w.shape[0]:
         raise ValueError(f"input has {x.shape[-1] if x.ndim else 0} features (shape {tuple(x.shape)}) "
                          f"but the weight expects {w.shape[0]} (weight shape {tuple(w.shape)})")

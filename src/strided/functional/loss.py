@@ -15,7 +15,7 @@ import numpy as np
 
 from ..tensor import Function, Tensor, as_array, as_tensor
 from .activation import stable_sigmoid
-from .utils import float_tensor
+from .utils import check_rank, float_tensor
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "mse_loss"]
 
@@ -43,8 +43,7 @@ def cross_entropy(logits, labels) -> Tensor:
     """Mean cross-entropy of ``logits`` ``(N, K)`` against integer ``labels`` ``(N,)`` in ``[0, K)``."""
     logits = float_tensor(logits, "logits")
     labels = np.asarray(as_array(labels))
-    if logits.ndim != 2:
-        raise ValueError(f"logits must be 2-D (N, classes), received shape {tuple(logits.shape)}")
+    check_rank(logits, 2, "(N, classes)", "logits")
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must be integer class indices, received dtype={labels.dtype}")
     if labels.shape != (logits.shape[0],):

@@ -20,17 +20,35 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .conv import _tap, crop_spatial, pad_spatial
+from .conv import kernel_tap, crop_spatial, pad_spatial
 from .parallel import parallel_blocks, parallel_for
-from .utils import float_tensor, check_positive, get_conv_outsize, pair, resolve_padding
+from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, pair, resolve_padding
 
-__all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d"]
+__all__ = ["max_pool2d", "avg_pool2d", "global_avg_pool2d", "adaptive_avg_pool2d", "pool_output_size"]
 
 
-def _pool_args(x, kernel_size, stride, padding, name):
+def pool_output_size(size: int, kernel: int, stride: int, pad_before: int, pad_after: int,
+                     ceil_mode: bool = False) -> int:
+    """Output length of a pooling window along one axis.
+
+    ``floor((n + pad_before + pad_after - k) / stride) + 1``, or with ``ceil_mode`` (PyTorch's rule)
+    ``ceil(...) + 1``, less one when the last window would start past the input and the
+    left padding (``(out - 1) * stride >= n + pad_before``).
+    """
+    if not ceil_mode:
+        return get_conv_outsize(size, kernel, stride, pad_before, pad_after)
+    out = -(-(size + pad_before + pad_after - kernel) // stride) + 1
+    if (out - 1) * stride >= size + pad_before:
+        out -= 1
+    return out
+
+
+def _pool_args(x, kernel_size, stride, padding, name, ceil_mode=False):
+    """Checked ``(x, kernel, stride, pads, out)``.  With ``ceil_mode`` the windows that the
+    rounding up adds reach past the input: ``pads`` then has that many more pixels after
+    (bottom/right), which max pooling fills with -inf and average pooling leaves out of the count."""
     x = float_tensor(x, "input")
-    if x.ndim != 4:
-        raise ValueError(f"{name} input must be a 4-D NHWC array, received shape {tuple(x.shape)}")
+    check_rank(x, 4, "NHWC", f"{name} input")
     kernel = pair(kernel_size, "kernel_size")
     check_positive(kernel, "kernel_size", kernel_size)
     stride_t = kernel if stride is None else pair(stride, "stride")
@@ -43,7 +61,11 @@ def _pool_args(x, kernel_size, stride, padding, name):
         if max(pb, pa) > k // 2 and not isinstance(padding, str):
             raise ValueError(f"padding must be at most half the kernel size, received padding={padding!r} "
                              f"for kernel_size={kernel_size!r}")
-    out = tuple(get_conv_outsize(s, k, st, pb, pa) for s, k, st, (pb, pa) in zip(x.shape[1:3], kernel, stride_t, pads))
+    out = tuple(pool_output_size(s, k, st, pb, pa, ceil_mode)
+                for s, k, st, (pb, pa) in zip(x.shape[1:3], kernel, stride_t, pads))
+    if ceil_mode:   # the extra pixels the last window reads past the padded input
+        pads = tuple((pb, pa + max(0, (o - 1) * st + k - (s + pb + pa)))
+                     for s, k, st, (pb, pa), o in zip(x.shape[1:3], kernel, stride_t, pads, out))
     return x, kernel, stride_t, pads, out
 
 
@@ -105,9 +127,9 @@ class MaxPool2d(Function):
             part = xp[lo:hi]
             acc = y[lo:hi]
             if winner is None:
-                np.copyto(acc, _tap(part, offsets[0], self.stride, (1, 1), self.out))
+                np.copyto(acc, kernel_tap(part, offsets[0], self.stride, (1, 1), self.out))
                 for offset in offsets[1:]:
-                    np.maximum(acc, _tap(part, offset, self.stride, (1, 1), self.out), out=acc)
+                    np.maximum(acc, kernel_tap(part, offset, self.stride, (1, 1), self.out), out=acc)
                 return
             _first_max_over_taps(part, self.kernel, self.stride, self.out, acc, winner[lo:hi])
 
@@ -124,7 +146,7 @@ class MaxPool2d(Function):
             part = gxp[lo:hi]
             win, g = self.winner[lo:hi], gy[lo:hi]
             for k, offset in enumerate(offsets):
-                target = _tap(part, offset, self.stride, (1, 1), self.out)
+                target = kernel_tap(part, offset, self.stride, (1, 1), self.out)
                 if overlap:
                     target += np.where(win == k, g, 0)
                 else:
@@ -140,10 +162,10 @@ def _first_max_over_taps(part, kernel, stride, out, acc, win):
     first maximal tap in row-major order (strict ``>``: an earlier tap keeps a tie;
     a NaN wins only as the first tap)."""
     offsets = list(np.ndindex(*kernel))
-    np.copyto(acc, _tap(part, offsets[0], stride, (1, 1), out))
+    np.copyto(acc, kernel_tap(part, offsets[0], stride, (1, 1), out))
     better = np.empty(acc.shape, dtype=bool)
     for k, offset in enumerate(offsets[1:], start=1):
-        tap = _tap(part, offset, stride, (1, 1), out)
+        tap = kernel_tap(part, offset, stride, (1, 1), out)
         np.greater(tap, acc, out=better)
         np.copyto(acc, tap, where=better)
         np.copyto(win, k, where=better)
@@ -331,7 +353,7 @@ class AvgPool2d(Function):
         ones = pad_spatial(np.ones((1,) + spatial + (1,), dtype=dtype), self.pads, value=0.0)
         total = np.zeros((1,) + self.out + (1,), dtype=dtype)
         for offset in np.ndindex(*self.kernel):
-            total += _tap(ones, offset, self.stride, (1, 1), self.out)
+            total += kernel_tap(ones, offset, self.stride, (1, 1), self.out)
         return total
 
     def forward(self, x):
@@ -342,9 +364,9 @@ class AvgPool2d(Function):
 
         def work(lo, hi):
             part, acc = xp[lo:hi], y[lo:hi]
-            np.copyto(acc, _tap(part, offsets[0], self.stride, (1, 1), self.out))
+            np.copyto(acc, kernel_tap(part, offsets[0], self.stride, (1, 1), self.out))
             for offset in offsets[1:]:
-                acc += _tap(part, offset, self.stride, (1, 1), self.out)
+                acc += kernel_tap(part, offset, self.stride, (1, 1), self.out)
 
         parallel_for(N, work)
         self.counts = self._counts(x.shape[1:3], x.dtype)
@@ -359,24 +381,31 @@ class AvgPool2d(Function):
         def work(lo, hi):
             part = gxp[lo:hi]
             for offset in np.ndindex(*self.kernel):
-                _tap(part, offset, self.stride, (1, 1), self.out)[...] += g[lo:hi]
+                kernel_tap(part, offset, self.stride, (1, 1), self.out)[...] += g[lo:hi]
 
         parallel_for(gy.shape[0], work)
         return crop_spatial(gxp, self.pads)
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) -> Tensor:
     """Max pooling.  x ``(N, H, W, C)`` -> ``(N, OH, OW, C)``; ``stride`` defaults to the kernel size.
+
+    ``OH = floor((H + pad_top + pad_bottom - KH) / stride) + 1``; ``ceil_mode=True`` rounds up
+    instead (PyTorch's ``ceil_mode``: the last window may reach past the input, never start
+    past it), e.g. 112 -> 56 with a 3x3 window and stride 2 where floor gives 55.
 
     >>> y = max_pool2d(x, 2)                 # halves H and W
     """
-    x, kernel, stride_t, pads, out = _pool_args(x, kernel_size, stride, padding, "max_pool2d")
+    x, kernel, stride_t, pads, out = _pool_args(x, kernel_size, stride, padding, "max_pool2d", ceil_mode)
     return MaxPool2d(kernel, stride_t, pads, out)(x)
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0) -> Tensor:
-    """Average pooling (padding excluded from the count).  x ``(N, H, W, C)`` -> ``(N, OH, OW, C)``."""
-    x, kernel, stride_t, pads, out = _pool_args(x, kernel_size, stride, padding, "avg_pool2d")
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode: bool = False) -> Tensor:
+    """Average pooling (padding excluded from the count).  x ``(N, H, W, C)`` -> ``(N, OH, OW, C)``.
+
+    ``ceil_mode`` as in :func:`max_pool2d`; a window reaching past the input averages the
+    pixels it covers (PyTorch with ``count_include_pad=False``)."""
+    x, kernel, stride_t, pads, out = _pool_args(x, kernel_size, stride, padding, "avg_pool2d", ceil_mode)
     return AvgPool2d(kernel, stride_t, pads, out)(x)
 
 
@@ -396,7 +425,60 @@ class GlobalAvgPool(Function):
 def global_avg_pool2d(x, keepdims: bool = False) -> Tensor:
     """Mean over H and W: ``(N, H, W, C) -> (N, C)`` (or ``(N, 1, 1, C)`` with keepdims)."""
     x = float_tensor(x, "input")
-    if x.ndim != 4:
-        raise ValueError(f"global_avg_pool2d input must be a 4-D NHWC array, received shape {tuple(x.shape)}")
+    check_rank(x, 4, "NHWC", "global_avg_pool2d input")
     y = GlobalAvgPool()(x)
     return y.reshape(x.shape[0], 1, 1, x.shape[-1]) if keepdims else y
+
+
+def adaptive_windows(size: int, out: int) -> list:
+    """PyTorch's adaptive pooling windows along one axis: cell ``i`` covers
+    ``floor(i * size / out) .. ceil((i + 1) * size / out) - 1`` (windows may overlap)."""
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+class AdaptiveAvgPool(Function):
+    """y[n, i, j, c] = mean of x[n, rows_i, cols_j, c] over PyTorch's adaptive windows
+    (:func:`adaptive_windows`); backward spreads ``gy / window size`` over each window."""
+
+    def __init__(self, output_size):
+        self.output_size = output_size
+
+    def forward(self, x):
+        self.shape = x.shape
+        self.rows = adaptive_windows(x.shape[1], self.output_size[0])
+        self.cols = adaptive_windows(x.shape[2], self.output_size[1])
+        y = np.empty((x.shape[0],) + tuple(self.output_size) + (x.shape[-1],), dtype=x.dtype)
+        for i, (h0, h1) in enumerate(self.rows):
+            band = x[:, h0:h1].sum(axis=1)                     # (N, W, C)
+            for j, (w0, w1) in enumerate(self.cols):
+                y[:, i, j] = band[:, w0:w1].sum(axis=1) * (1.0 / ((h1 - h0) * (w1 - w0)))
+        return y
+
+    def backward(self, gy):
+        gx = np.zeros(self.shape, dtype=gy.dtype)
+        for i, (h0, h1) in enumerate(self.rows):
+            for j, (w0, w1) in enumerate(self.cols):
+                gx[:, h0:h1, w0:w1] += (gy[:, i, j] * (1.0 / ((h1 - h0) * (w1 - w0))))[:, None, None, :]
+        return gx
+
+
+def adaptive_avg_pool2d(x, output_size) -> Tensor:
+    """Average pooling to a fixed grid: ``(N, H, W, C) -> (N, OH, OW, C)`` for any H, W.
+
+    PyTorch's rule: output cell ``(i, j)`` is the mean of rows
+    ``floor(i*H/OH) .. ceil((i+1)*H/OH) - 1`` and the columns alike (windows may overlap,
+    or repeat a pixel when ``H < OH``).  An input already ``OH x OW`` is returned as is;
+    when ``H`` and ``W`` are multiples of the output it is :func:`avg_pool2d`.
+
+    >>> adaptive_avg_pool2d(x, 6).shape      # (N, 6, 6, C) for x (N, 13, 13, C)
+    """
+    x = float_tensor(x, "input")
+    check_rank(x, 4, "NHWC", "adaptive_avg_pool2d input")
+    OH, OW = pair(output_size, "output_size")
+    check_positive((OH, OW), "output_size", output_size)
+    H, W = x.shape[1], x.shape[2]
+    if (H, W) == (OH, OW):
+        return x
+    if H % OH == 0 and W % OW == 0:
+        return avg_pool2d(x, (H // OH, W // OW))
+    return AdaptiveAvgPool((OH, OW))(x)

@@ -114,5 +114,6 @@ def float_tensor(x, name: str = "input") -> Tensor:
 
 
 def check_rank(x: Tensor, rank: int, layout: str, name: str = "input") -> None:
+    """``x`` must have ``rank`` axes: "input must be a 4-D NHWC array, received shape (2, 3)"."""
     if x.ndim != rank:
         raise ValueError(f"{name} must be a {rank}-D {layout} array, received shape {tuple(x.shape)}")

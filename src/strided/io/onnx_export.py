@@ -40,7 +40,7 @@ import os
 
 import numpy as np
 
-from ..tensor import Tensor, enable_grad
+from ..tensor import Tensor, enable_grad, topological_order
 
 # the op modules (``strided.functional`` re-exports functions under some of these names)
 T = importlib.import_module("strided.tensor")
@@ -206,31 +206,13 @@ class _Exporter:
 
     # ----- the walk
     def run(self, output: Tensor):
-        order = _topological(output)
+        order = [t for t in topological_order(output) if t._ctx is not None]
         missing = sorted({type(t._ctx).__name__ for t in order if type(t._ctx) not in _HANDLERS})
         if missing:
             raise ExportError(f"cannot export to ONNX: the model uses {', '.join(missing)}, which have no ONNX "
                               f"translation here (supported: {', '.join(sorted(c.__name__ for c in _HANDLERS))})")
         for t in order:
             _HANDLERS[type(t._ctx)](self, t._ctx, t)
-
-
-def _topological(output: Tensor) -> list:
-    """The non-leaf tensors that ``output`` depends on (itself included), inputs before their users."""
-    order, seen, stack = [], set(), [(output, False)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if id(node) in seen or node._ctx is None:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        for parent in reversed(node._ctx.inputs):
-            if id(parent) not in seen and parent._ctx is not None:
-                stack.append((parent, False))
-    return order
 
 
 # ------------------------------------------------------------------------------------ op handlers
