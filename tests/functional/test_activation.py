@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from oracle import assert_close, away_from, gradcheck, torch_parity  # noqa: E402
+from oracle import assert_close, away_from, distinct, gradcheck, torch_parity  # noqa: E402
 
 import strided as sd  # noqa: E402
 import strided.functional as F  # noqa: E402
@@ -100,3 +100,30 @@ def test_activation_keeps_float32(name):
 def test_relu_gradient_at_zero_is_zero_like_torch():
     x = np.array([-1.0, 0.0, 2.0])
     torch_parity(F.relu, TF.relu, [x])
+
+
+# --------------------------------------------------------------------------- clip
+@pytest.mark.parametrize("low, high", [(-0.3, 0.4), (None, 0.2), (-0.1, None), (0.5, 0.5)])
+def test_clip_gradcheck(low, high):
+    x = away_from(distinct((3, 4, 5), seed=11, spacing=0.013), points=[v for v in (low, high) if v is not None],
+                  margin=0.01)
+    gradcheck(lambda t: F.clip(t, low, high), x)
+
+
+@pytest.mark.parametrize("low, high", [(-0.3, 0.4), (None, 0.2), (-0.1, None), (0.3, -0.3)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_clip_matches_torch_clamp(low, high, dtype):
+    x = distinct((4, 6), seed=2, spacing=0.05)
+    torch_parity(lambda t: F.clip(t, low, high), lambda t: torch.clamp(t, low, high), [x], dtype=dtype)
+
+
+def test_clip_passes_the_gradient_at_the_bounds_as_torch():
+    x = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    torch_parity(lambda t: F.clip(t, -0.5, 0.5), lambda t: torch.clamp(t, -0.5, 0.5), [x])
+
+
+def test_clip_needs_a_bound():
+    with pytest.raises(ValueError, match="low=None, high=None"):
+        F.clip(sd.tensor(np.zeros(3)))
+    with pytest.raises(ValueError, match="low=nan"):
+        F.clip(sd.tensor(np.zeros(3)), float("nan"), 1.0)

@@ -296,3 +296,63 @@ def test_max_pool_ties_match_course():
     dA = np.random.default_rng(1).standard_normal(Z.shape)
     y.backward(dA)
     assert_close(t.grad, course.pool_backward(dA, cache, mode="max"), 1e-14, 1e-14, "ties")
+
+
+# --------------------------------------------------------------------------- ceil_mode
+CEIL_CASES = [((7, 8), 3, 2, 0), ((112, 113), 3, 2, 0), ((14, 15), 2, 2, 0), ((9, 10), 3, 2, 1),
+              ((10, 11), 3, 3, 1), ((6, 5), 2, 3, 0), ((8, 9), 3, 1, 1), ((5, 6), (3, 2), (2, 3), (1, 0))]
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding", CEIL_CASES)
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_ceil_mode_matches_torch(kind, size, kernel, stride, padding):
+    x = distinct((2,) + size + (3,), seed=len(CEIL_CASES))
+    ours = F.max_pool2d if kind == "max" else F.avg_pool2d
+
+    def theirs(t):
+        if kind == "max":
+            return TF.max_pool2d(t, kernel, stride, padding, ceil_mode=True)
+        return TF.avg_pool2d(t, kernel, stride, padding, ceil_mode=True, count_include_pad=False)
+
+    torch_parity(lambda t: ours(t, kernel, stride, padding, ceil_mode=True), theirs, [x], ["nhwc"])
+
+
+def test_ceil_mode_rounds_up_only_when_a_window_starts_inside():
+    x = sd.tensor(np.zeros((1, 112, 6, 1)))
+    assert F.max_pool2d(x, 3, 2).shape[1] == 55
+    assert F.max_pool2d(x, 3, 2, ceil_mode=True).shape[1] == 56
+    # 6 + 1 + 1 - 2 = 6: ceil(6 / 3) + 1 = 3 windows; the third starts at 6 < 6 + 1 (inside): kept
+    assert F.avg_pool2d(sd.tensor(np.zeros((1, 6, 6, 1))), 2, 3, 1, ceil_mode=True).shape[1:3] == (3, 3)
+    # 5 + 2 - 2 = 5: ceil(5 / 4) + 1 = 3, but window 3 starts at 8 >= 5 + 1: dropped (PyTorch's rule)
+    assert F.max_pool2d(sd.tensor(np.zeros((1, 5, 5, 1))), 2, 4, 1, ceil_mode=True).shape[1:3] == (2, 2)
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+def test_ceil_mode_gradcheck(kind):
+    fn = F.max_pool2d if kind == "max" else F.avg_pool2d
+    gradcheck(lambda t: fn(t, 3, 2, 1, ceil_mode=True), distinct((1, 6, 7, 2), seed=3))
+
+
+# --------------------------------------------------------------------------- adaptive_avg_pool2d
+@pytest.mark.parametrize("in_size, out_size", [((13, 10), 6), ((5, 4), 3), ((3, 5), (7, 2)), ((1, 1), 4),
+                                               ((12, 18), 6), ((6, 6), 6)])
+def test_adaptive_avg_pool2d_matches_torch(in_size, out_size):
+    x = distinct((2,) + in_size + (3,), seed=5)
+    torch_parity(lambda t: F.adaptive_avg_pool2d(t, out_size), lambda t: TF.adaptive_avg_pool2d(t, out_size),
+                 [x], ["nhwc"])
+
+
+@pytest.mark.parametrize("in_size, out_size", [((5, 4), 3), ((3, 5), (7, 2)), ((7, 7), 2)])
+def test_adaptive_avg_pool2d_gradcheck(in_size, out_size):
+    gradcheck(lambda t: F.adaptive_avg_pool2d(t, out_size), distinct((2,) + in_size + (2,), seed=7))
+
+
+@pytest.mark.parametrize("output_size", [0, (3, -1), "6"])
+def test_adaptive_avg_pool2d_rejects_bad_sizes(output_size):
+    with pytest.raises((ValueError, TypeError), match="output_size"):
+        F.adaptive_avg_pool2d(sd.tensor(np.zeros((1, 4, 4, 1))), output_size)
+
+
+def test_adaptive_avg_pool2d_needs_nhwc():
+    with pytest.raises(ValueError, match=r"adaptive_avg_pool2d input must be a 4-D NHWC array.*\(4, 4\)"):
+        F.adaptive_avg_pool2d(sd.tensor(np.zeros((4, 4))), 2)

@@ -124,12 +124,12 @@ def test_compound_scaling():
 
 
 def test_make_divisible():
-    from strided.models.mobilenet import _make_divisible
-    assert _make_divisible(32 * 1.1) == 32      # 35.2 -> 32 (within 10%)
-    assert _make_divisible(16 * 1.4) == 24      # 22.4 -> 24
-    assert _make_divisible(320 * 1.8) == 576
-    assert _make_divisible(3) == 8              # at least the divisor
-    assert _make_divisible(12 * 0.9, 8) == 16   # 10.8 -> 8 would lose > 10%: 16
+    from strided.models.blocks import make_divisible
+    assert make_divisible(32 * 1.1) == 32      # 35.2 -> 32 (within 10%)
+    assert make_divisible(16 * 1.4) == 24      # 22.4 -> 24
+    assert make_divisible(320 * 1.8) == 576
+    assert make_divisible(3) == 8              # at least the divisor
+    assert make_divisible(12 * 0.9, 8) == 16   # 10.8 -> 8 would lose > 10%: 16
 
 
 def test_resnet_block_kinds():

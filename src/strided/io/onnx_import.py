@@ -47,12 +47,11 @@ import numpy as np
 
 from .. import functional as F
 from .. import nn
+from ..functional.pool import pool_output_size
 from ..functional.utils import same_padding
-from ..nn.layers import _ConvNd
 from ..nn.module import Parameter
-from ..tensor import Function, Tensor, as_tensor
+from ..tensor import Tensor, as_tensor
 from ..tensor import concat as _concat
-from ..tensor import pad as _pad
 from .errors import ModelFileError
 from .onnx_export import INPUT_LAYOUT_KEY
 
@@ -113,32 +112,6 @@ def _axis(axis, n):
     if not -n <= axis < n:
         raise ValueError(f"axis {axis} is out of range for a {n}-D tensor")
     return axis % n
-
-
-class _Clip(Function):
-    """y = min(max(x, low), high); the gradient passes where low < x < high."""
-
-    def __init__(self, low, high):
-        self.low, self.high = low, high
-
-    def forward(self, x):
-        y = x
-        inside = np.ones(x.shape, dtype=bool)
-        if self.low is not None:
-            inside &= x > self.low
-            y = np.maximum(y, np.asarray(self.low, dtype=x.dtype))
-        if self.high is not None:
-            inside &= x < self.high
-            y = np.minimum(y, np.asarray(self.high, dtype=x.dtype))
-        self.inside = inside
-        return y
-
-    def backward(self, gy):
-        return gy * self.inside
-
-
-class _Conv1d(_ConvNd):
-    spatial_dims = 1
 
 
 # ------------------------------------------------------------------------------------ the module
@@ -348,7 +321,7 @@ def _conv_layer(model, rec):
     else:   # NOTSET (explicit) or SAME_LOWER (computed per call)
         padding = tuple((int(pads[i]), int(pads[i + nsp])) for i in range(nsp))
     stride, dilation, padding = _compact(stride), _compact(dilation), _compact_padding(padding)
-    cls = {1: _Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[nsp]
+    cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[nsp]
     layer = cls(None, out_channels, kernel, stride=stride, padding=padding, dilation=dilation, groups=group,
                 bias=b is not None)
     layer.in_channels = Cg * group
@@ -574,9 +547,7 @@ def _pool_geometry(m, rec, t):
     extra = [0, 0]
     if a.get("ceil_mode", 0):
         for i, (s, k, st, (pb, pa)) in enumerate(zip(spatial, kernel, stride, pads)):
-            out = -(-(s + pb + pa - k) // st) + 1
-            if (out - 1) * st >= s + pb:      # the last window must start inside the input or the left padding
-                out -= 1
+            out = pool_output_size(s, k, st, pb, pa, ceil_mode=True)
             extra[i] = max(0, (out - 1) * st + k - (s + pb + pa))
     return kernel, stride, pads, extra
 
@@ -656,7 +627,9 @@ def _clip(t, low, high):
         return F.relu6(t)
     if low == 0 and high is None:
         return F.relu(t)
-    return _Clip(low, high)(t)
+    if low is None and high is None:
+        return t
+    return F.clip(t, low, high)
 
 
 @_op("Clip")
@@ -669,7 +642,7 @@ def _clip_op(m, rec, args):
 
 
 def _hard_sigmoid(t, alpha, beta):
-    return _Clip(0.0, 1.0)(t * alpha + beta)
+    return F.clip(t * alpha + beta, 0.0, 1.0)
 
 
 _OPS["Relu"] = _elementwise(lambda t, r: F.relu(t), lambda x, r: np.maximum(x, 0))
@@ -818,7 +791,7 @@ def _pad_op(m, rec, args):
         strided_width[x.perm[i]] = width[i]
     y = x.t
     if any(b > 0 or e > 0 for b, e in strided_width):
-        y = _pad(y, tuple((max(b, 0), max(e, 0)) for b, e in strided_width), value)
+        y = F.pad(y, tuple((max(b, 0), max(e, 0)) for b, e in strided_width), value)
     if any(b < 0 or e < 0 for b, e in strided_width):
         y = y[tuple(slice(-b if b < 0 else 0, e if e < 0 else None) for b, e in strided_width)]
     return [_Dyn(y, x.perm)]

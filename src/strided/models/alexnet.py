@@ -20,55 +20,15 @@ The flatten is NHWC (channels fastest): the rows of ``classifier.1.weight``
 are ordered ``(h, w, c)``, where torchvision's columns are ``(c, h, w)``;
 a weight converter must permute them.  At 224x224 the features are already
 6x6 and the adaptive pooling does nothing; other input sizes (>= 63) work
-through :class:`AdaptiveAvgPool2d` (PyTorch's rule), so the dense layers
+through :class:`strided.nn.AdaptiveAvgPool2d` (PyTorch's rule), so the dense layers
 always see 6x6x256.
 """
 from __future__ import annotations
 
-from .. import functional as F
 from .. import nn
-from ..tensor import stack
 from .registry import register
 
-__all__ = ["AlexNet", "AdaptiveAvgPool2d", "alexnet"]
-
-
-class AdaptiveAvgPool2d(nn.Module):
-    """Average pooling to a fixed output grid: ``(N, H, W, C) -> (N, OH, OW, C)``.
-
-    PyTorch's rule: output cell ``(i, j)`` is the mean of rows
-    ``floor(i*H/OH) .. ceil((i+1)*H/OH) - 1`` and the columns alike (windows may
-    overlap, or repeat a pixel when ``H < OH``).  When the input is already
-    ``OH x OW`` this is the identity; when ``H`` and ``W`` are multiples of
-    the output it is an ordinary average pool; otherwise one mean per cell.
-
-    (The engine has no adaptive pooling op; this is written from slicing,
-    ``mean`` and ``stack``, which carry gradients.)
-    """
-
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = (output_size, output_size) if isinstance(output_size, int) else tuple(output_size)
-
-    def forward(self, x):
-        H, W = x.shape[1], x.shape[2]
-        OH, OW = self.output_size
-        if (H, W) == (OH, OW):
-            return x
-        if H % OH == 0 and W % OW == 0:
-            return F.avg_pool2d(x, (H // OH, W // OW))
-        rows = []
-        for i in range(OH):
-            h0, h1 = (i * H) // OH, -(-((i + 1) * H) // OH)
-            cells = []
-            for j in range(OW):
-                w0, w1 = (j * W) // OW, -(-((j + 1) * W) // OW)
-                cells.append(x[:, h0:h1, w0:w1, :].mean(axis=(1, 2)))
-            rows.append(stack(cells, axis=1))
-        return stack(rows, axis=1)
-
-    def extra_repr(self):
-        return f"output_size={self.output_size}"
+__all__ = ["AlexNet", "alexnet"]
 
 
 class AlexNet(nn.Module):
@@ -83,7 +43,7 @@ class AlexNet(nn.Module):
             nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(),
             nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
             nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, stride=2))
-        self.avgpool = AdaptiveAvgPool2d(6)
+        self.avgpool = nn.AdaptiveAvgPool2d(6)
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
             nn.Dropout(dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(),

@@ -63,7 +63,7 @@ from collections import OrderedDict
 
 from .. import functional as F
 from .. import nn
-from .mobilenet import _make_divisible, conv_bn_act
+from .blocks import conv_bn_act, make_divisible
 from .registry import register
 
 __all__ = ["compound_scaling", "SqueezeExcite", "MBConv", "EfficientNet", "B0_BLOCKS", "EFFICIENTNET_PARAMS",
@@ -130,7 +130,7 @@ class MBConv(nn.Module):
         if stride not in (1, 2):
             raise ValueError(f"stride must be 1 or 2, received stride={stride!r}")
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
-        hidden = _make_divisible(in_channels * expand_ratio, 8)
+        hidden = make_divisible(in_channels * expand_ratio, 8)
         self.use_residual = stride == 1 and in_channels == out_channels
         layers = OrderedDict()
         if hidden != in_channels:
@@ -168,7 +168,7 @@ class EfficientNet(nn.Module):
         bn = dict(bn_eps=bn_eps, bn_momentum=bn_momentum)
 
         def channels(c):
-            return _make_divisible(c * width, 8)
+            return make_divisible(c * width, 8)
 
         stem = 32 if lite else channels(32)
         features = [conv_bn_act(in_channels, stem, 3, stride=2, activation=act, padding=padding, **bn)]

@@ -23,50 +23,17 @@ Every convolution is torchvision's ``BasicConv2d``: conv (no bias) -> BN
 
 6,624,904 parameters at 1000 classes.  The stride-2 max pools round the
 output size up (PyTorch's ``ceil_mode=True``: 112 -> 56, 56 -> 28, 28 -> 14,
-14 -> 7); the engine's pooling rounds down, so :class:`CeilMaxPool2d` pads the
-bottom/right edge with -inf by the missing amount.
+14 -> 7): ``nn.MaxPool2d(..., ceil_mode=True)``.
 """
 from __future__ import annotations
 
-import numpy as np
-
-from .. import functional as F
 from .. import nn
 from ..tensor import concat
 from .registry import register
 
-__all__ = ["BasicConv2d", "Inception", "CeilMaxPool2d", "GoogLeNet", "googlenet"]
+__all__ = ["BasicConv2d", "Inception", "GoogLeNet", "googlenet"]
 
 BN_EPS, BN_MOMENTUM = 1e-3, 0.1
-
-
-class CeilMaxPool2d(nn.Module):
-    """Max pooling whose output size rounds *up*: ``ceil((H + 2*padding - k) / stride) + 1``.
-
-    As PyTorch's ``ceil_mode=True`` (including its rule that the last window
-    must start inside the input or the left padding).  Done by adding
-    ``extra`` rows/columns of -inf at the bottom/right, which never win.
-    """
-
-    def __init__(self, kernel_size, stride, padding=0):
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
-
-    def _extra(self, n):
-        k, s, p = self.kernel_size, self.stride, self.padding
-        out = -(-(n + 2 * p - k) // s) + 1
-        if (out - 1) * s >= n + p:
-            out -= 1
-        return max(0, (out - 1) * s + k - (n + 2 * p))
-
-    def forward(self, x):
-        eh, ew = self._extra(x.shape[1]), self._extra(x.shape[2])
-        if eh or ew:   # -inf rows/columns at the bottom/right: they never win a max
-            x = F.pad(x, ((0, 0), (0, eh), (0, ew), (0, 0)), value=-np.inf)
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self):
-        return f"{self.kernel_size}, stride={self.stride}" + (f", padding={self.padding}" if self.padding else "")
 
 
 class BasicConv2d(nn.Module):
@@ -105,19 +72,19 @@ class GoogLeNet(nn.Module):
         self.bn_eps, self.bn_momentum = BN_EPS, BN_MOMENTUM
         self.default_input_size = (224, 224, in_channels)
         self.conv1 = BasicConv2d(in_channels, 64, 7, stride=2, padding=3)
-        self.maxpool1 = CeilMaxPool2d(3, stride=2)
+        self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 64, 1)
         self.conv3 = BasicConv2d(64, 192, 3, padding=1)
-        self.maxpool2 = CeilMaxPool2d(3, stride=2)
+        self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.inception3a = Inception(192, 64, 96, 128, 16, 32, 32)
         self.inception3b = Inception(256, 128, 128, 192, 32, 96, 64)
-        self.maxpool3 = CeilMaxPool2d(3, stride=2)
+        self.maxpool3 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.inception4a = Inception(480, 192, 96, 208, 16, 48, 64)
         self.inception4b = Inception(512, 160, 112, 224, 24, 64, 64)
         self.inception4c = Inception(512, 128, 128, 256, 24, 64, 64)
         self.inception4d = Inception(512, 112, 144, 288, 32, 64, 64)
         self.inception4e = Inception(528, 256, 160, 320, 32, 128, 128)
-        self.maxpool4 = CeilMaxPool2d(2, stride=2)
+        self.maxpool4 = nn.MaxPool2d(2, stride=2, ceil_mode=True)
         self.inception5a = Inception(832, 256, 160, 320, 32, 128, 128)
         self.inception5b = Inception(832, 384, 192, 384, 48, 128, 128)
         self.avgpool = nn.GlobalAvgPool2d()

@@ -42,40 +42,10 @@ from __future__ import annotations
 from collections import OrderedDict
 
 from .. import nn
+from .blocks import conv_bn_act, make_divisible
 from .registry import register
 
-__all__ = ["conv_bn_act", "DepthwiseSeparable", "MobileNetV1", "InvertedResidual", "MobileNetV2",
-           "_make_divisible", "mobilenet_v1", "mobilenet_v2"]
-
-
-def _make_divisible(v: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """Round ``v`` channels to the nearest multiple of ``divisor`` (at least ``min_value``,
-    default ``divisor``), never more than 10% below ``v`` (torchvision / TF rule)."""
-    min_value = divisor if min_value is None else min_value
-    new_v = max(min_value, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-def conv_bn_act(in_channels, out_channels, kernel_size, stride=1, depthwise=False, activation=nn.ReLU6,
-                padding=None, bn_eps=1e-5, bn_momentum=0.1):
-    """``Sequential(conv (no bias), BN, activation)``; ``depthwise=True`` uses one filter per channel
-    (``out_channels`` must equal ``in_channels``); ``activation=None`` leaves it linear.
-    ``padding`` defaults to ``(kernel_size - 1) // 2`` on every side."""
-    if padding is None:
-        padding = (kernel_size - 1) // 2
-    if depthwise:
-        if out_channels != in_channels:
-            raise ValueError(f"a depthwise convolution keeps the channels: received in_channels={in_channels}, "
-                             f"out_channels={out_channels}")
-        conv = nn.DepthwiseConv2d(in_channels, kernel_size, stride=stride, padding=padding, bias=False)
-    else:
-        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=False)
-    layers = [conv, nn.BatchNorm2d(out_channels, momentum=bn_momentum, eps=bn_eps)]
-    if activation is not None:
-        layers.append(activation())
-    return nn.Sequential(*layers)
+__all__ = ["DepthwiseSeparable", "MobileNetV1", "InvertedResidual", "MobileNetV2", "mobilenet_v1", "mobilenet_v2"]
 
 
 # ---------------------------------------------------------------------------------------------- v1
@@ -173,11 +143,11 @@ class MobileNetV2(nn.Module):
         self.width_mult = width_mult
         self.bn_eps, self.bn_momentum = V2_BN_EPS, V2_BN_MOMENTUM
         self.default_input_size = (224, 224, in_channels)
-        c = _make_divisible(32 * width_mult, round_nearest)
-        self.last_channel = _make_divisible(1280 * max(1.0, width_mult), round_nearest)
+        c = make_divisible(32 * width_mult, round_nearest)
+        self.last_channel = make_divisible(1280 * max(1.0, width_mult), round_nearest)
         features = [conv_bn_act(in_channels, c, 3, stride=2)]
         for t, channels, n, s in V2_SETTINGS:
-            out = _make_divisible(channels * width_mult, round_nearest)
+            out = make_divisible(channels * width_mult, round_nearest)
             for i in range(n):
                 features.append(InvertedResidual(c, out, s if i == 0 else 1, t))
                 c = out

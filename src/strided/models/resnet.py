@@ -53,6 +53,7 @@ from __future__ import annotations
 
 from .. import functional as F
 from .. import nn
+from .blocks import conv_bn_act
 from .registry import register
 
 __all__ = ["BasicBlock", "Bottleneck", "ResNet", "CifarResNet", "resnet18", "resnet34", "resnet50",
@@ -67,7 +68,8 @@ def _bn(channels):
 
 def projection(in_channels, out_channels, stride):
     """The convolutional block's shortcut: 1x1 conv (stride ``stride``, no bias) + BN."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False), _bn(out_channels))
+    return conv_bn_act(in_channels, out_channels, 1, stride=stride, activation=None, padding=0,
+                       bn_eps=BN_EPS, bn_momentum=BN_MOMENTUM)
 
 
 class BasicBlock(nn.Module):

@@ -22,7 +22,6 @@ layers).  The flatten is NHWC: rows of ``classifier.0.weight`` are ordered
 from __future__ import annotations
 
 from .. import nn
-from .alexnet import AdaptiveAvgPool2d
 from .registry import register
 
 __all__ = ["VGG", "CONFIGS", "vgg16", "vgg19", "vgg16_bn", "vgg19_bn"]
@@ -61,7 +60,7 @@ class VGG(nn.Module):
         self.bn_eps, self.bn_momentum = 1e-5, 0.1
         self.default_input_size = (224, 224, in_channels)
         self.features = make_features(CONFIGS[depth], in_channels, batch_norm, self.bn_eps, self.bn_momentum)
-        self.avgpool = AdaptiveAvgPool2d(7)
+        self.avgpool = nn.AdaptiveAvgPool2d(7)
         self.flatten = nn.Flatten()
         self.classifier = nn.Sequential(
             nn.Linear(512 * 7 * 7, 4096), nn.ReLU(), nn.Dropout(dropout),

@@ -6,48 +6,88 @@ call, from the input's last axis.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import functional as F
-from ..functional.utils import ntuple
+from ..functional.utils import resolve_padding
 from ..random import get_rng
 from . import init as initializers
 from .module import Module, Parameter
 
-__all__ = ["Conv2d", "Conv3d", "DepthwiseConv2d", "Linear", "BatchNorm2d", "BatchNorm1d", "MaxPool2d",
-           "AvgPool2d", "GlobalAvgPool2d", "Dropout", "Flatten", "Identity", "ReLU", "ReLU6", "LeakyReLU",
-           "Sigmoid", "Tanh", "Swish", "Softmax"]
+__all__ = ["ConvNd", "Conv1d", "Conv2d", "Conv3d", "DepthwiseConv2d", "Linear", "BatchNorm2d", "BatchNorm1d",
+           "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "AdaptiveAvgPool2d", "Dropout", "Flatten", "Identity",
+           "ReLU", "ReLU6", "LeakyReLU", "Sigmoid", "Tanh", "Swish", "Softmax"]
 
 
-def _check_count(value, name, allow_none=True):
+# --------------------------------------------------------------------------- argument checks
+# Every layer checks its arguments when it is built, so a bad value fails at once, with the
+# layer's name and the value: "Conv2d: stride must be a positive int or pair, received stride=0".
+
+def check_count(layer, name, value, allow_none=True):
+    """A positive int (channels, features, groups), or ``None`` (built lazily) if allowed."""
     if value is None and allow_none:
         return None
-    if not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, received {name}={value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"{layer}: {name} must be a positive int{' or None' if allow_none else ''}, "
+                         f"received {name}={value!r}")
     return int(value)
 
 
-def _repr_args(**kw):
-    """Only the arguments that differ from their defaults, PyTorch style."""
-    return ", ".join(f"{k}={v!r}" for k, v in kw.items())
+def check_sizes(layer, name, value, n, minimum=1):
+    """An int >= ``minimum`` or ``n`` of them (kernel size, stride, dilation) -> n-tuple."""
+    what = {1: "int", 2: "int or pair", 3: "int or triple"}.get(n, f"int or {n} ints")
+    adjective = "positive" if minimum == 1 else f">= {minimum}"
+    values = (value,) * n if isinstance(value, numbers.Integral) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        values = ()
+    if (len(values) != n or any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in values)
+            or any(v < minimum for v in values)):
+        raise ValueError(f"{layer}: {name} must be a {adjective} {what}, received {name}={value!r}")
+    return tuple(int(v) for v in values)
 
 
-class _ConvNd(Module):
+def check_padding(layer, padding, n):
+    """Anything ``resolve_padding`` accepts for ``n`` spatial axes (int, tuple, 'valid', 'same')."""
+    try:
+        resolve_padding(padding, (1,) * n, (1,) * n, (1,) * n, (1,) * n)
+    except (TypeError, ValueError):
+        raise ValueError(f"{layer}: padding must be an int >= 0, one per spatial axis, (before, after) pairs, "
+                         f"'valid' or 'same'; received padding={padding!r}") from None
+    return padding
+
+
+def check_fraction(layer, name, value, low, high, high_open=False):
+    """A real number in ``[low, high]`` (``[low, high)`` with ``high_open``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= value and (
+        value < high if high_open else value <= high)
+    if not ok:
+        raise ValueError(f"{layer}: {name} must be in [{low}, {high}{')' if high_open else ']'}, "
+                         f"received {name}={value!r}")
+    return float(value)
+
+
+class ConvNd(Module):
+    """Convolution over ``spatial_dims`` axes, channels last; :class:`Conv1d`, :class:`Conv2d`
+    and :class:`Conv3d` set ``spatial_dims`` to 1, 2, 3."""
     spatial_dims = 2
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, init="he"):
         super().__init__()
-        n = self.spatial_dims
-        self.in_channels = _check_count(in_channels, "in_channels")
-        self.out_channels = _check_count(out_channels, "out_channels", allow_none=False)
-        self.kernel_size = ntuple(kernel_size, n, "kernel_size")
-        if any(k < 1 for k in self.kernel_size):
-            raise ValueError(f"kernel_size must be >= 1, received kernel_size={kernel_size!r}")
-        self.stride, self.padding, self.dilation = stride, padding, dilation
-        self.groups = _check_count(groups, "groups", allow_none=False)
+        n, layer = self.spatial_dims, type(self).__name__
+        self.in_channels = check_count(layer, "in_channels", in_channels)
+        self.out_channels = check_count(layer, "out_channels", out_channels, allow_none=False)
+        self.kernel_size = check_sizes(layer, "kernel_size", kernel_size, n)
+        check_sizes(layer, "stride", stride, n)
+        check_sizes(layer, "dilation", dilation, n)
+        self.stride, self.padding, self.dilation = stride, check_padding(layer, padding, n), dilation
+        self.groups = check_count(layer, "groups", groups, allow_none=False)
         if self.out_channels % self.groups:
-            raise ValueError(f"groups={groups} must divide out_channels={out_channels}")
+            raise ValueError(f"{layer}: groups={groups} must divide out_channels={out_channels}")
         self.use_bias, self.init = bool(bias), initializers.get(init)
         self.weight = self.bias = None
         if self.in_channels is not None:
@@ -55,7 +95,8 @@ class _ConvNd(Module):
 
     def _build(self, in_channels, dtype=np.float32):
         if in_channels % self.groups:
-            raise ValueError(f"groups={self.groups} must divide the input channels ({in_channels})")
+            raise ValueError(f"{type(self).__name__}: groups={self.groups} must divide the input channels "
+                             f"({in_channels})")
         self.in_channels = in_channels
         shape = self.kernel_size + (in_channels // self.groups, self.out_channels)
         self.weight = Parameter(self.init(shape, dtype=dtype, groups=self.groups))
@@ -83,7 +124,16 @@ class _ConvNd(Module):
         return ", ".join(parts)
 
 
-class Conv2d(_ConvNd):
+# Old private name, still imported by viz/receptive.py (h7-core); remove once it uses ConvNd.
+_ConvNd = ConvNd
+
+
+class Conv1d(ConvNd):
+    """1-D convolution: ``(N, W, in_channels) -> (N, OW, out_channels)``; weight ``(KW, in // groups, out)``."""
+    spatial_dims = 1
+
+
+class Conv2d(ConvNd):
     """2-D convolution: ``(N, H, W, in_channels) -> (N, OH, OW, out_channels)``.
 
     Weight ``(KH, KW, in_channels // groups, out_channels)`` (HWIO), bias ``(out_channels,)``.
@@ -94,12 +144,12 @@ class Conv2d(_ConvNd):
     spatial_dims = 2
 
 
-class Conv3d(_ConvNd):
+class Conv3d(ConvNd):
     """3-D convolution: ``(N, D, H, W, C) -> (N, OD, OH, OW, out_channels)``, weight DHWIO."""
     spatial_dims = 3
 
 
-class DepthwiseConv2d(_ConvNd):
+class DepthwiseConv2d(ConvNd):
     """Depthwise convolution: each channel convolved with its own ``depth_multiplier`` filters.
 
     Weight ``(KH, KW, 1, channels * depth_multiplier)``; ``groups = channels``.
@@ -109,10 +159,13 @@ class DepthwiseConv2d(_ConvNd):
     def __init__(self, channels=None, kernel_size=3, stride=1, padding=0, dilation=1, depth_multiplier=1,
                  bias=True, init="he"):
         Module.__init__(self)
-        self.depth_multiplier = _check_count(depth_multiplier, "depth_multiplier", allow_none=False)
-        self.channels = _check_count(channels, "channels")
-        self.kernel_size = ntuple(kernel_size, 2, "kernel_size")
-        self.stride, self.padding, self.dilation = stride, padding, dilation
+        layer = type(self).__name__
+        self.depth_multiplier = check_count(layer, "depth_multiplier", depth_multiplier, allow_none=False)
+        self.channels = check_count(layer, "channels", channels)
+        self.kernel_size = check_sizes(layer, "kernel_size", kernel_size, 2)
+        check_sizes(layer, "stride", stride, 2)
+        check_sizes(layer, "dilation", dilation, 2)
+        self.stride, self.padding, self.dilation = stride, check_padding(layer, padding, 2), dilation
         self.use_bias, self.init = bool(bias), initializers.get(init)
         self.weight = self.bias = None
         self.in_channels = self.out_channels = None
@@ -146,8 +199,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True, init="glorot"):
         super().__init__()
-        self.in_features = _check_count(in_features, "in_features")
-        self.out_features = _check_count(out_features, "out_features", allow_none=False)
+        self.in_features = check_count("Linear", "in_features", in_features)
+        self.out_features = check_count("Linear", "out_features", out_features, allow_none=False)
         self.init, self.use_bias = initializers.get(init), bool(bias)
         self.weight = self.bias = None
         if self.in_features is not None:
@@ -185,9 +238,11 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features=None, momentum=0.1, eps=1e-5):
         super().__init__()
-        self.num_features = _check_count(num_features, "num_features")
-        if not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be in [0, 1], received momentum={momentum!r}")
+        layer = type(self).__name__
+        self.num_features = check_count(layer, "num_features", num_features)
+        check_fraction(layer, "momentum", momentum, 0.0, 1.0)
+        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0.0 < eps < float("inf"):
+            raise ValueError(f"{layer}: eps must be a number > 0, received eps={eps!r}")
         self.momentum, self.eps = momentum, eps
         self.gamma = self.beta = None
         if self.num_features is not None:
@@ -227,25 +282,41 @@ BatchNorm1d = BatchNorm2d  # same computation: per feature over every other axis
 
 
 class MaxPool2d(Module):
-    """Max pooling ``(N, H, W, C) -> (N, OH, OW, C)``; stride defaults to the kernel size."""
+    """Max pooling ``(N, H, W, C) -> (N, OH, OW, C)``; stride defaults to the kernel size.
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    ``ceil_mode=True`` rounds the output size up (PyTorch's rule, see ``F.max_pool2d``).
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
-        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        layer = type(self).__name__
+        kernel = check_sizes(layer, "kernel_size", kernel_size, 2)
+        if stride is not None:
+            check_sizes(layer, "stride", stride, 2)
+        check_padding(layer, padding, 2)
+        if not isinstance(padding, str):
+            pads = resolve_padding(padding, (1, 1), kernel, (1, 1), (1, 1))
+            if any(max(p) > k // 2 for p, k in zip(pads, kernel)):
+                raise ValueError(f"{layer}: padding must be at most half the kernel size, received "
+                                 f"padding={padding!r} for kernel_size={kernel_size!r}")
+        if not isinstance(ceil_mode, (bool, np.bool_)):
+            raise ValueError(f"{layer}: ceil_mode must be True or False, received ceil_mode={ceil_mode!r}")
+        self.kernel_size, self.stride, self.padding, self.ceil_mode = kernel_size, stride, padding, bool(ceil_mode)
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)
 
     def extra_repr(self):
         return f"{self.kernel_size}" + (f", stride={self.stride}" if self.stride is not None else "") + (
-            f", padding={self.padding!r}" if self.padding != 0 else "")
+            f", padding={self.padding!r}" if self.padding != 0 else "") + (
+            ", ceil_mode=True" if self.ceil_mode else "")
 
 
 class AvgPool2d(MaxPool2d):
-    """Average pooling (padding excluded from the count)."""
+    """Average pooling (padding excluded from the count); ``ceil_mode`` as :class:`MaxPool2d`."""
 
     def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, ceil_mode=self.ceil_mode)
 
 
 class GlobalAvgPool2d(Module):
@@ -255,14 +326,27 @@ class GlobalAvgPool2d(Module):
         return F.global_avg_pool2d(x)
 
 
+class AdaptiveAvgPool2d(Module):
+    """Average pooling to a fixed grid ``output_size``: ``(N, H, W, C) -> (N, OH, OW, C)`` for any
+    H, W (PyTorch's windows; see ``F.adaptive_avg_pool2d``)."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = check_sizes("AdaptiveAvgPool2d", "output_size", output_size, 2)
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+
+
 class Dropout(Module):
     """Inverted dropout with probability ``p`` in training; identity in eval."""
 
     def __init__(self, p=0.5):
         super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), received p={p!r}")
-        self.p = p
+        self.p = check_fraction("Dropout", "p", p, 0.0, 1.0, high_open=True)
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training, rng=get_rng())
@@ -298,6 +382,8 @@ Swish = _activation("Swish", F.swish, "x * sigmoid(x)")
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01):
         super().__init__()
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+            raise ValueError(f"LeakyReLU: negative_slope must be a number, received negative_slope={negative_slope!r}")
         self.negative_slope = negative_slope
 
     def forward(self, x):
@@ -310,6 +396,8 @@ class LeakyReLU(Module):
 class Softmax(Module):
     def __init__(self, axis=-1):
         super().__init__()
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise ValueError(f"Softmax: axis must be an int, received axis={axis!r}")
         self.axis = axis
 
     def forward(self, x):
