@@ -55,3 +55,57 @@ def test_lazy_layer_rejects_a_different_channel_count_after_build():
     bn(x((2, 2, 2, 3)))
     with pytest.raises(ValueError, match=r"\(2, 2, 2, 5\)"):
         bn(x((2, 2, 2, 5)))
+
+
+# Arguments are checked when a layer is built (not at its first call), and the message names the
+# layer, the argument and the received value.
+@pytest.mark.parametrize("make, pattern", [
+    (lambda: nn.Conv2d(3, 4, 3, padding="foo"), r"^Conv2d: padding .*received padding='foo'"),
+    (lambda: nn.Conv2d(3, 4, 3, padding=-1), r"^Conv2d: padding .*received padding=-1"),
+    (lambda: nn.Conv2d(3, 4, 3, padding=(1, 2, 3)), r"^Conv2d: padding .*received padding=\(1, 2, 3\)"),
+    (lambda: nn.Conv2d(3, 4, 3, stride=0), r"^Conv2d: stride must be a positive int or pair, received stride=0"),
+    (lambda: nn.Conv2d(3, 4, 3, stride=(1, 0)), r"^Conv2d: stride .*received stride=\(1, 0\)"),
+    (lambda: nn.Conv2d(3, 4, 3, stride=1.5), r"^Conv2d: stride .*received stride=1\.5"),
+    (lambda: nn.Conv2d(3, 4, 3, dilation=0), r"^Conv2d: dilation .*received dilation=0"),
+    (lambda: nn.Conv2d(3, 4, (3, 0)), r"^Conv2d: kernel_size .*received kernel_size=\(3, 0\)"),
+    (lambda: nn.Conv2d(-3, 4, 3), r"^Conv2d: in_channels must be a positive int or None, received in_channels=-3"),
+    (lambda: nn.Conv2d(3, 0, 3), r"^Conv2d: out_channels .*received out_channels=0"),
+    (lambda: nn.Conv2d(3, True, 3), r"^Conv2d: out_channels .*received out_channels=True"),
+    (lambda: nn.Conv1d(3, 4, 3, stride=(1, 1)), r"^Conv1d: stride must be a positive int, received stride=\(1, 1\)"),
+    (lambda: nn.Conv3d(2, 4, 3, stride=0), r"^Conv3d: stride must be a positive int or triple, received stride=0"),
+    (lambda: nn.DepthwiseConv2d(4, 3, stride=0), r"^DepthwiseConv2d: stride .*received stride=0"),
+    (lambda: nn.DepthwiseConv2d(4, 3, padding="full"), r"^DepthwiseConv2d: padding .*received padding='full'"),
+    (lambda: nn.DepthwiseConv2d(0), r"^DepthwiseConv2d: channels .*received channels=0"),
+    (lambda: nn.DepthwiseConv2d(4, depth_multiplier=0), r"^DepthwiseConv2d: depth_multiplier .*=0"),
+    (lambda: nn.MaxPool2d(0), r"^MaxPool2d: kernel_size must be a positive int or pair, received kernel_size=0"),
+    (lambda: nn.MaxPool2d(2, stride=0), r"^MaxPool2d: stride .*received stride=0"),
+    (lambda: nn.MaxPool2d(2, padding="foo"), r"^MaxPool2d: padding .*received padding='foo'"),
+    (lambda: nn.MaxPool2d(3, padding=2), r"^MaxPool2d: padding must be at most half the kernel size.*padding=2"),
+    (lambda: nn.MaxPool2d(2, ceil_mode="yes"), r"^MaxPool2d: ceil_mode .*received ceil_mode='yes'"),
+    (lambda: nn.AvgPool2d(-2), r"^AvgPool2d: kernel_size .*received kernel_size=-2"),
+    (lambda: nn.AdaptiveAvgPool2d(0), r"^AdaptiveAvgPool2d: output_size .*received output_size=0"),
+    (lambda: nn.Dropout(p=1.5), r"^Dropout: p must be in \[0\.0, 1\.0\), received p=1\.5"),
+    (lambda: nn.Dropout(p="0.5"), r"^Dropout: p .*received p='0\.5'"),
+    (lambda: nn.BatchNorm2d(4, eps=0), r"^BatchNorm2d: eps must be a number > 0, received eps=0"),
+    (lambda: nn.BatchNorm2d(4, eps=-1e-5), r"^BatchNorm2d: eps .*received eps=-1e-05"),
+    (lambda: nn.BatchNorm2d(4, momentum=1.5), r"^BatchNorm2d: momentum must be in \[0\.0, 1\.0\], received momentum=1\.5"),
+    (lambda: nn.Linear(-1, 3), r"^Linear: in_features .*received in_features=-1"),
+    (lambda: nn.Linear(3, None), r"^Linear: out_features must be a positive int, received out_features=None"),
+    (lambda: nn.LeakyReLU("0.1"), r"^LeakyReLU: negative_slope .*received negative_slope='0\.1'"),
+    (lambda: nn.Softmax(axis=1.0), r"^Softmax: axis must be an int, received axis=1\.0"),
+])
+def test_layers_check_their_arguments_when_built(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: nn.Conv2d(3, 4, 3, stride=(2, 1), padding=((0, 1), (1, 0)), dilation=2),
+    lambda: nn.Conv2d(3, 4, 3, padding="SAME"), lambda: nn.Conv2d(None, 4, 1, padding="valid"),
+    lambda: nn.Conv1d(2, 4, 3, padding=(1,)), lambda: nn.Conv3d(2, 4, (1, 2, 3), stride=(1, 1, 2)),
+    lambda: nn.MaxPool2d((3, 2), stride=(2, 1), padding=(1, 1), ceil_mode=True),
+    lambda: nn.AvgPool2d(2, padding="same"), lambda: nn.Dropout(0.0), lambda: nn.BatchNorm2d(4, eps=1e-3),
+    lambda: nn.AdaptiveAvgPool2d((6, 7)), lambda: nn.DepthwiseConv2d(None, 3, stride=2, padding="same"),
+])
+def test_valid_arguments_are_accepted(make):
+    make()

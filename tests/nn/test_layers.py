@@ -339,3 +339,51 @@ def test_frozen_batchnorm_uses_running_stats_in_train_mode():
     model.unfreeze("1")
     model(x)
     assert np.any(bn.running_mean != mean)
+
+
+# --------------------------------------------------------------------------- Conv1d, AdaptiveAvgPool2d, ceil mode
+@pytest.mark.parametrize("kw", [dict(), dict(stride=2, padding=1), dict(dilation=2, groups=2, padding="same")])
+def test_conv1d_matches_torch(kw):
+    layer = to64(nn.Conv1d(4, 6, 3, **kw))
+    t_kw = dict(kw, padding=kw["padding"]) if "padding" in kw else kw
+    ref = torch.nn.Conv1d(4, 6, 3, **t_kw).double()
+    with torch.no_grad():
+        ref.weight.copy_(torch.from_numpy(layer.weight.data.transpose(2, 1, 0)))     # (KW, I, O) -> (O, I, KW)
+        ref.bias.copy_(torch.from_numpy(layer.bias.data))
+    x = rand((2, 9, 4), seed=4)
+    xs = sd.tensor(x, requires_grad=True)
+    y = layer(xs)
+    xt = torch.tensor(x.transpose(0, 2, 1), requires_grad=True)
+    yt = ref(xt)
+    assert_close(y.data, yt.detach().numpy().transpose(0, 2, 1), **TOL)
+    gy = rand(y.shape, seed=5)
+    y.backward(gy)
+    yt.backward(torch.from_numpy(gy.transpose(0, 2, 1).copy()))
+    assert_close(xs.grad, xt.grad.numpy().transpose(0, 2, 1), **TOL)
+    assert_close(layer.weight.grad, ref.weight.grad.numpy().transpose(2, 1, 0), **TOL)
+    assert layer.weight.shape == (3, 2 if kw.get("groups") else 4, 6)
+
+
+def test_adaptive_avg_pool2d_layer_matches_torch_and_the_function():
+    x = rand((2, 13, 10, 3), seed=6)
+    ours = nn.AdaptiveAvgPool2d(6)(sd.tensor(x)).data
+    theirs = torch.nn.AdaptiveAvgPool2d(6)(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+    assert_close(ours, theirs, **TOL)
+    assert_close(ours, F.adaptive_avg_pool2d(sd.tensor(x), (6, 6)).data, atol=0, rtol=0)
+    assert repr(nn.AdaptiveAvgPool2d(6)) == "AdaptiveAvgPool2d(output_size=(6, 6))"
+
+
+@pytest.mark.parametrize("layer, ref", [
+    (lambda: nn.MaxPool2d(3, 2, ceil_mode=True), lambda: torch.nn.MaxPool2d(3, 2, ceil_mode=True)),
+    (lambda: nn.AvgPool2d(3, 2, 1, ceil_mode=True),
+     lambda: torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False)),
+])
+def test_ceil_mode_pool_layers_match_torch(layer, ref):
+    x = rand((1, 10, 11, 2), seed=8)
+    ours = layer()(sd.tensor(x)).data
+    theirs = ref()(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy().transpose(0, 2, 3, 1)
+    floor = layer()
+    floor.ceil_mode = False
+    assert ours.shape == theirs.shape and ours.shape[1] == floor(sd.tensor(x)).shape[1] + 1
+    assert_close(ours, theirs, **TOL)
+    assert "ceil_mode=True" in repr(layer())

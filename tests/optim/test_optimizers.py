@@ -252,3 +252,35 @@ def test_rmsprop_negative_momentum():
     with pytest.raises(ValueError, match=r"momentum=-0\.5"):
         optim.RMSprop(one(), momentum=-0.5)
 
+
+
+# --------------------------------------------------------------------------- optim.create
+@pytest.mark.parametrize("name, cls, kw", [
+    ("sgd", optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)),
+    ("adam", optim.Adam, dict(lr=1e-3, betas=(0.8, 0.99))),
+    ("AdamW", optim.AdamW, dict(lr=1e-3, weight_decay=0.02)),
+    ("rmsprop", optim.RMSprop, dict(lr=1e-2, alpha=0.9, momentum=0.5)),
+])
+def test_create_builds_the_optimizer_by_name(name, cls, kw):
+    params = [nn.Parameter(w) for w in initial()]
+    opt = optim.create(name, params, **kw)
+    assert type(opt) is cls
+    assert opt.lr == kw["lr"] and opt.params == params
+    direct = cls([nn.Parameter(w) for w in initial()], **kw)
+    for o in (opt, direct):
+        for p in o.params:
+            p.grad = np.ones_like(p.data)
+        o.step()
+    for a, b in zip(opt.params, direct.params):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
+def test_create_names_the_known_optimizers_for_an_unknown_name():
+    with pytest.raises(ValueError, match=r"unknown optimizer 'lbfgs'; known: adam, adamw, rmsprop, sgd"):
+        optim.create("lbfgs", [nn.Parameter(np.zeros(2))])
+    assert optim.list_optimizers() == ["adam", "adamw", "rmsprop", "sgd"]
+
+
+def test_create_names_a_keyword_the_optimizer_does_not_take():
+    with pytest.raises(TypeError, match=r"SGD does not take \['betas'\]; its keywords: lr, momentum"):
+        optim.create("sgd", [nn.Parameter(np.zeros(2))], lr=0.1, betas=(0.9, 0.99))
