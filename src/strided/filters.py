@@ -38,6 +38,8 @@ import numbers
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .data.image import to_float
+
 __all__ = [
     "vertical",
     "horizontal",
@@ -156,7 +158,7 @@ def to_grayscale(image):
     if image.dtype == np.bool_:
         image = image.astype(np.float32)
     elif np.issubdtype(image.dtype, np.unsignedinteger):
-        image = image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+        image = to_float(image)             # x / (the dtype's maximum), float32
     elif image.dtype not in (np.float32, np.float64):
         if np.issubdtype(image.dtype, np.floating):
             image = image.astype(np.float32)

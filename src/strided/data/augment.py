@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .image import to_float
+
 __all__ = ["HorizontalFlip", "VerticalFlip", "RandomCrop", "Rotate", "Shear",
            "ColorShift", "PCAColor", "Compose", "standard", "affine_warp", "rotate",
            "shear", "IMAGENET_EIGVALS", "IMAGENET_EIGVECS"]
@@ -295,9 +297,7 @@ class PCAColor:
         if len(pixels) > max_pixels:
             rng = np.random.default_rng(seed)
             pixels = pixels[rng.choice(len(pixels), max_pixels, replace=False)]
-        pixels = pixels.astype(np.float64)
-        if images.dtype == np.uint8:
-            pixels /= 255.0
+        pixels = to_float(pixels, np.float64)          # uint8 / 255; floats as they are
         cov = np.atleast_2d(np.cov(pixels, rowvar=False))
         variances, axes = np.linalg.eigh(cov)             # ascending
         order = np.argsort(variances)[::-1]
