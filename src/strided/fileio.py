@@ -6,18 +6,25 @@ leaves either the old file or the new one, never a mix.
 
 Temporary files are named ``.<target name>.strided-tmp-<pid>-<random>`` so they are easy to
 recognise.  They are removed on any exception; a ``kill -9`` cannot run that cleanup, so the
-next save to the same target removes stale temporaries whose writing process is gone.
+next save to the same target removes stale temporaries whose writing process is gone (no such
+process, or a zombie).  A temporary that a live process -- this one included -- is still
+writing is left alone.
 """
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import threading
 from pathlib import Path
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "temp_name_prefix"]
 
 TMP_MARK = ".strided-tmp-"
+
+# Temporaries this process is writing now (another thread, or a save inside a save).
+_writing: set = set()
+_writing_lock = threading.Lock()
 
 
 def temp_name_prefix(path) -> str:
@@ -26,13 +33,21 @@ def temp_name_prefix(path) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    """True if process ``pid`` runs (a zombie, killed but not yet reaped, counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:      # someone else's process: alive
         return True
-    return True
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True              # no /proc (macOS): trust kill(pid, 0)
+    return state not in (b"Z", b"X")
 
 
 def _remove_stale_temporaries(path: Path) -> None:
@@ -44,7 +59,11 @@ def _remove_stale_temporaries(path: Path) -> None:
         return
     for stale in candidates:
         pid_text = stale.name[len(prefix):].split("-", 1)[0]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _pid_alive(int(pid_text)):
+        if pid_text.isdigit() and int(pid_text) == os.getpid():
+            with _writing_lock:
+                if str(stale) in _writing:
+                    continue     # this process is writing it right now
+        elif pid_text.isdigit() and _pid_alive(int(pid_text)):
             continue     # another live process is writing it right now
         try:
             stale.unlink()
@@ -62,6 +81,8 @@ def atomic_write(path, write) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path)
     tmp = path.parent / f"{temp_name_prefix(path)}{os.getpid()}-{secrets.token_hex(4)}"
+    with _writing_lock:
+        _writing.add(str(tmp))
     try:
         write(str(tmp))
         with open(tmp, "rb+") as f:
@@ -73,6 +94,9 @@ def atomic_write(path, write) -> Path:
         except OSError:
             pass
         raise
+    finally:
+        with _writing_lock:
+            _writing.discard(str(tmp))
     return path
 
 
