@@ -4,6 +4,7 @@ import os
 import pickle
 import zipfile
 
+import numpy as np
 import pytest
 
 from strided.io import ModelFileError, UnsafeModelFile, read_torch
@@ -197,3 +198,65 @@ def test_randomly_damaged_files_fail_cleanly(tmp_path, good_files, layout):
         except ModelFileError as exc:  # UnsafeModelFile included
             outcomes.add(type(exc).__name__)
     assert "ModelFileError" in outcomes
+
+
+# ----------------------------------------------------------------------------- memory in proportion to the file
+def expanded_file(tmp_path, name, size, stride=None):
+    """A tiny .pth whose tensor "w" claims ``size`` elements, all views of ONE stored float
+    (stride 0: torch.save keeps the view as it is)."""
+    path = tmp_path / name
+    t = torch.ones(1).expand(*size) if stride is None else torch.ones(1).as_strided(size, stride)
+    torch.save({"w": t}, path)
+    return path
+
+
+def test_stride_0_tensor_claiming_far_more_than_the_file_is_refused_without_allocating(tmp_path):
+    import tracemalloc
+
+    path = expanded_file(tmp_path, "claims_64mb.pth", (4096, 4096))     # 64 MiB of float32 from 4 bytes
+    assert path.stat().st_size < 2000
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=r"claims_64mb\.pth.*tensor obj\['w'\].*size \(4096, 4096\), "
+                                                 r"stride \(0, 0\).*16777216 elements.*storage of 1 element"):
+            read_torch(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 << 20, f"reading a {path.stat().st_size}-byte file took {peak} bytes"
+
+
+@pytest.mark.parametrize("size", [(65536, 65536), (2 ** 20, 2 ** 20, 2 ** 20)], ids=["16 GiB", "4 EiB"])
+def test_enormous_claims_are_a_model_file_error_not_a_memory_error(tmp_path, size):
+    path = expanded_file(tmp_path, "huge.pth", size, stride=(0,) * len(size))
+    with pytest.raises(ModelFileError, match=r"huge\.pth.*obj\['w'\].*out of proportion"):
+        read_torch(path)
+
+
+def test_a_modest_expanded_tensor_is_still_read_as_torch_reads_it(tmp_path):
+    path = tmp_path / "expanded.pth"
+    t = torch.arange(3.0).expand(4, 3)
+    torch.save({"w": t, "b": torch.ones(2)}, path)
+    state = read_torch(path)
+    np.testing.assert_array_equal(state["w"], torch.load(path)["w"].numpy())
+    assert state["w"].shape == (4, 3)
+
+
+def test_a_compressed_record_that_expands_beyond_the_file_is_refused(tmp_path, good_files):
+    """A deflated storage record of 64 MiB of zeros is ~64 KB in the file: reading it would take
+    ~1000 times the file's size."""
+    src = tmp_path / "big_src.pt"
+    torch.save({"w": torch.zeros(16 << 20)}, src)                      # 64 MiB, stored uncompressed
+    path = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zout:
+        for entry in zin.namelist():
+            zout.writestr(entry, zin.read(entry))
+    assert path.stat().st_size < 1 << 20
+    with pytest.raises(ModelFileError, match=r"bomb\.pt.*record '.*data/0' expands to 67108864 bytes"):
+        read_torch(path)
+    # the same archive, compressed, with a modest tensor still reads
+    ok = tmp_path / "deflated_ok.pt"
+    with zipfile.ZipFile(good_files[0]) as zin, zipfile.ZipFile(ok, "w", zipfile.ZIP_DEFLATED) as zout:
+        for entry in zin.namelist():
+            zout.writestr(entry, zin.read(entry))
+    assert read_torch(ok).keys() == read_torch(good_files[0]).keys()

@@ -42,12 +42,20 @@ builds NumPy data; anything else raises :class:`UnsafeModelFile` before it is
 imported.  Storage bytes are read with ``np.frombuffer``; every view is checked to
 lie inside its storage before ``as_strided``.
 
+**Memory in proportion to the file.**  A tensor may repeat elements of its storage
+(stride 0, overlapping strides), so a 1 KB file can claim a 65536 x 65536 tensor.  The
+tensors read from one file may hold at most :data:`MAX_EXPANSION` times the file's size
+(plus 1 MiB) together; a tensor beyond that raises :class:`ModelFileError` naming it, before
+anything is allocated.  Zip records are read only up to the size the pickle declares, and
+all the records read (compressed ones can expand) count against the same budget.
+
 >>> state = read_torch("resnet18.pth")          # OrderedDict name -> ndarray
 """
 from __future__ import annotations
 
 import _compat_pickle
 import io
+import math
 import pickle
 import pickletools
 import zipfile
@@ -63,6 +71,16 @@ __all__ = ["read_torch", "ALLOWED_GLOBALS"]
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
+
+# The tensors of a file (and, in a zip, the records read) may hold at most
+# MAX_EXPANSION * (file size) + EXPANSION_SLACK bytes.
+MAX_EXPANSION = 16
+EXPANSION_SLACK = 1 << 20
+
+
+def memory_budget(path) -> int:
+    """Bytes the data read from the file ``path`` may take: ``16 * size + 1 MiB``."""
+    return MAX_EXPANSION * Path(path).stat().st_size + EXPANSION_SLACK
 
 # dtype name -> (NumPy dtype as stored, element size).  bfloat16 is read as uint16
 # and widened to float32 (its upper 16 bits).
@@ -183,7 +201,7 @@ class _NumpyArray:
         _, shape, dtype, fortran, raw = state
         dtype = dtype.numpy()
         shape = _int_tuple(shape, "numpy array shape")
-        if len(raw) != dtype.itemsize * int(np.prod(shape, dtype=np.int64)):
+        if len(raw) != dtype.itemsize * math.prod(shape):
             raise ModelFileError(f"a pickled numpy array of shape {shape} has {len(raw)} bytes")
         self.array = np.frombuffer(raw, dtype).reshape(shape, order="F" if fortran else "C").astype(
             dtype.newbyteorder("="))
@@ -413,18 +431,35 @@ def _read_zip(path: Path):
             if byteorder not in ("little", "big"):
                 raise ModelFileError(f"PyTorch file {str(path)!r}: byteorder record says {byteorder!r}")
             storages: dict = {}
+            budget = memory_budget(path)
+            budget -= _check_record(archive.getinfo(pickles[0]), path, budget)
             obj = _unpickle(io.BytesIO(archive.read(pickles[0])), path, storages)
             data = {}
             for key, storage in storages.items():
                 member = f"{prefix}data/{key}"
                 if member not in names:
                     raise ModelFileError(f"PyTorch file {str(path)!r} has no record {member!r} for storage {key!r}")
+                info = archive.getinfo(member)
+                nbytes = storage.numel * _DTYPES[storage.dtype][1]
+                budget -= _check_record(info, path, budget, min(nbytes, info.file_size))
                 with archive.open(member) as record:  # never more than the pickle declared
-                    data[key] = record.read(storage.numel * _DTYPES[storage.dtype][1])
+                    data[key] = record.read(nbytes)
         except (zipfile.BadZipFile, OSError, EOFError) as exc:
             raise ModelFileError(f"PyTorch file {str(path)!r}: a zip entry cannot be read "
                                  f"(corrupt or truncated?): {exc}") from None
     return obj, storages, data, byteorder
+
+
+def _check_record(info: zipfile.ZipInfo, path: Path, budget: int, nbytes: int | None = None) -> int:
+    """The bytes reading ``nbytes`` (default: all) of zip record ``info`` takes; more than ``budget``
+    (compressed records can expand far beyond the file) is refused."""
+    nbytes = info.file_size if nbytes is None else nbytes
+    if nbytes > budget:
+        raise ModelFileError(f"PyTorch file {str(path)!r}: record {info.filename!r} expands to {nbytes} bytes "
+                             f"({info.compress_size} stored), more than the {budget} bytes left of what a file of "
+                             f"{Path(path).stat().st_size} bytes may take ({MAX_EXPANSION} x its size + "
+                             f"{EXPANSION_SLACK}): refused as out of proportion (damaged or hostile file)")
+    return nbytes
 
 
 def _read_legacy(path: Path):
@@ -490,6 +525,23 @@ class _Materializer:
         self.path, self.storages, self.data = path, storages, data
         self.order = "<" if byteorder == "little" else ">"
         self.flat = {}
+        self.budget = memory_budget(path)   # bytes, all tensors together
+        self.used = 0
+
+    def charge(self, where, size, stride, dtype, stored: int) -> None:
+        """Count a tensor's bytes against the file's budget; refuse one that would exceed it."""
+        count = 1
+        for n in size:
+            count *= n
+        nbytes = count * (4 if dtype == "bfloat16" else _DTYPES[dtype][1])     # bfloat16 is widened
+        if self.used + nbytes > self.budget:
+            raise ModelFileError(
+                f"PyTorch file {str(self.path)!r}: tensor {where} (size {size}, stride {stride}) claims {count} "
+                f"elements ({nbytes} bytes) from a storage of {stored} elements; the tensors of this "
+                f"{Path(self.path).stat().st_size}-byte file may hold {self.budget} bytes in all "
+                f"({MAX_EXPANSION} x its size + {EXPANSION_SLACK}): refused as out of proportion "
+                f"(damaged or hostile file; save tensors with .clone() / .contiguous() to store each element)")
+        self.used += nbytes
 
     def elements(self, storage: _Storage, dtype: str) -> np.ndarray:
         """The storage's bytes as a 1-D array of ``dtype`` (as stored, file byte order)."""
@@ -519,9 +571,13 @@ class _Materializer:
         if not _is_count(ref.offset) or len(stride) != len(size):
             raise ModelFileError(f"PyTorch file {str(self.path)!r}: tensor {where} has offset {ref.offset!r}, "
                                  f"size {size}, stride {stride}")
+        if len(size) > 32:
+            raise ModelFileError(f"PyTorch file {str(self.path)!r}: tensor {where} has {len(size)} dimensions "
+                                 f"(size {size[:8]}...); at most 32 are supported")
         flat = self.elements(storage, dtype)
         if limit is not None:
             flat = flat[base: base + limit]
+        self.charge(where, size, stride, dtype, len(flat))
         if 0 in size:
             view = np.zeros(size, flat.dtype)
         else:
