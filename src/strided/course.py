@@ -59,6 +59,7 @@ _POOL_MODES = ("max", "average")
 
 # --------------------------------------------------------------------------- checks
 def _check_rank(name, x, ndim, layout, func):
+    """``x`` as an ndarray of ``ndim`` axes; the course's own wording (its tests quote it)."""
     x = np.asarray(x)
     if x.ndim != ndim:
         raise ValueError(
@@ -66,6 +67,20 @@ def _check_rank(name, x, ndim, layout, func):
             f"{x.shape} ({x.ndim}-D)"
         )
     return x
+
+
+def _unpack_cache(cache, names: str, producer: str, func: str) -> tuple:
+    """The tuple ``cache`` that ``producer`` returned, holding ``names`` (e.g. ``"A_prev, hparameters"``)."""
+    try:
+        values = tuple(cache)
+        if len(values) != len(names.split(",")):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{func}: cache must be the ({names}) tuple returned by "
+            f"{producer}; received {type(cache).__name__}"
+        ) from None
+    return values
 
 
 def _check_int(name, value, minimum, func):
@@ -240,13 +255,7 @@ def conv_backward(dZ, cache):
     (``dA_pad[:, p:p + n_H_prev, p:p + n_W_prev, :]``, right for ``p = 0`` too).
     """
     func = "conv_backward"
-    try:
-        (A_prev, W, b, hparameters) = cache
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{func}: cache must be the (A_prev, W, b, hparameters) tuple returned by "
-            f"conv_forward; received {type(cache).__name__}"
-        ) from None
+    (A_prev, W, b, hparameters) = _unpack_cache(cache, "A_prev, W, b, hparameters", "conv_forward", func)
     A_prev = _check_rank("A_prev", A_prev, 4, "(m, n_H_prev, n_W_prev, n_C_prev)", func)
     W = _check_rank("W", W, 4, "(f, f, n_C_prev, n_C)", func)
     dZ = _check_rank("dZ", dZ, 4, "(m, n_H, n_W, n_C)", func)
@@ -406,13 +415,7 @@ def pool_backward(dA, cache, mode="max"):
     """
     func = "pool_backward"
     _check_mode(mode, func)
-    try:
-        (A_prev, hparameters) = cache
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"{func}: cache must be the (A_prev, hparameters) tuple returned by "
-            f"pool_forward; received {type(cache).__name__}"
-        ) from None
+    (A_prev, hparameters) = _unpack_cache(cache, "A_prev, hparameters", "pool_forward", func)
     A_prev = _check_rank("A_prev", A_prev, 4, "(m, n_H_prev, n_W_prev, n_C)", func)
     dA = _check_rank("dA", dA, 4, "(m, n_H, n_W, n_C)", func)
     f = _check_int("f", _get_hparam(hparameters, "f", func), 1, func)

@@ -152,6 +152,7 @@ class Tensor:
     ndim = property(lambda self: self.data.ndim)
     size = property(lambda self: self.data.size)
     is_leaf = property(lambda self: self._ctx is None)
+    grad_fn = property(lambda self: self._ctx, doc="The Function that made this tensor (None for a leaf).")
 
     def __len__(self):
         return len(self.data)
@@ -311,7 +312,7 @@ class Tensor:
     def __getitem__(self, index): return GetItem(index)(self)
 
 
-def topological_order(output: Tensor, follow=lambda t: t._ctx is not None) -> list:
+def topological_order(output: Tensor, follow=lambda t: t.grad_fn is not None) -> list:
     """The tensors ``output`` depends on (itself included), each after all of its inputs.
 
     Walks ``t._ctx.inputs`` from ``output`` by an explicit-stack depth-first search (graphs

@@ -65,6 +65,11 @@ def _to_numpy(value) -> np.ndarray:
 
 def _model_entries(model) -> list:
     """(name, array) of every parameter and buffer, layer by layer (parameters, then buffers)."""
+    owned = {}     # module name -> its own (name, array): parameters first, then buffers
+    for name, p in model.named_parameters():
+        owned.setdefault(name.rpartition(".")[0], []).append((name, p.data))
+    for name, b in model.named_buffers():
+        owned.setdefault(name.rpartition(".")[0], []).append((name, b))
     entries = []
     for module_name, module in model.named_modules():
         for attr in ("weight", "gamma"):
@@ -72,11 +77,7 @@ def _model_entries(model) -> list:
                 raise ValueError(f"layer {module_name or type(model).__name__!r} ({type(module).__name__}) has no "
                                  f"weights yet (its input size was not given); build the model first, e.g. "
                                  f"model.build((1, H, W, C))")
-        for name, p in module._parameters.items():
-            if p is not None:
-                entries.append((f"{module_name}.{name}" if module_name else name, p.data))
-        for name, b in module._buffers.items():
-            entries.append((f"{module_name}.{name}" if module_name else name, b))
+        entries += owned.get(module_name, [])
     return entries
 
 

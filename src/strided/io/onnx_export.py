@@ -168,7 +168,7 @@ class _Exporter:
         perm = _identity(n) if perm is None else tuple(perm)
         value = self.values.get(id(t))
         if value is None:
-            if t is self.input or t._ctx is not None:
+            if t is self.input or t.grad_fn is not None:
                 raise ExportError("internal error: a tensor was used before it was computed")
             # a leaf: a parameter or a constant made by the model's forward
             self._keep_alive.append(t)
@@ -206,13 +206,13 @@ class _Exporter:
 
     # ----- the walk
     def run(self, output: Tensor):
-        order = [t for t in topological_order(output) if t._ctx is not None]
-        missing = sorted({type(t._ctx).__name__ for t in order if type(t._ctx) not in _HANDLERS})
+        order = [t for t in topological_order(output) if t.grad_fn is not None]
+        missing = sorted({type(t.grad_fn).__name__ for t in order if type(t.grad_fn) not in _HANDLERS})
         if missing:
             raise ExportError(f"cannot export to ONNX: the model uses {', '.join(missing)}, which have no ONNX "
                               f"translation here (supported: {', '.join(sorted(c.__name__ for c in _HANDLERS))})")
         for t in order:
-            _HANDLERS[type(t._ctx)](self, t._ctx, t)
+            _HANDLERS[type(t.grad_fn)](self, t.grad_fn, t)
 
 
 # ------------------------------------------------------------------------------------ op handlers
@@ -558,7 +558,7 @@ def build_onnx(model, input_shape, *, opset: int = OPSET, graph_name: str | None
         model.train(mode)
     if isinstance(y, (tuple, list)) or not isinstance(y, Tensor):
         raise ExportError(f"export_onnx needs a model that returns one tensor, received {type(y).__name__}")
-    if y._ctx is None:
+    if y.grad_fn is None:
         raise ExportError("the model's output does not depend on its input through strided ops "
                           "(was it computed with NumPy outside the engine, or under no_grad?)")
     ex = _Exporter(model, x)

@@ -140,7 +140,7 @@ def lite0_name_map(model) -> dict:
     for s in range(1, last):
         for j, block in enumerate(features[s]):
             ours, theirs = f"features.{s}.{j}.block", f"_blocks.{k}"
-            if "expand" in block.block._modules:  # the first block (expansion 1) has none
+            if "expand" in dict(block.block.named_modules()):  # the first block (expansion 1) has none
                 conv_bn(f"{ours}.expand", f"{theirs}._expand_conv", f"{theirs}._bn0", out)
             conv_bn(f"{ours}.depthwise", f"{theirs}._depthwise_conv", f"{theirs}._bn1", out)
             conv_bn(f"{ours}.project", f"{theirs}._project_conv", f"{theirs}._bn2", out)

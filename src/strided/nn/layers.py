@@ -60,6 +60,15 @@ def check_padding(layer, padding, n):
     return padding
 
 
+def check_number(layer, name, value, integral=False, positive=False):
+    """A real number (an int with ``integral``; > 0 with ``positive``)."""
+    kind = numbers.Integral if integral else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or (positive and not 0 < value < float("inf")):
+        what = ("an int" if integral else "a number") + (" > 0" if positive else "")
+        raise ValueError(f"{layer}: {name} must be {what}, received {name}={value!r}")
+    return value
+
+
 def check_fraction(layer, name, value, low, high, high_open=False):
     """A real number in ``[low, high]`` (``[low, high)`` with ``high_open``)."""
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= value and (
@@ -241,9 +250,7 @@ class BatchNorm2d(Module):
         layer = type(self).__name__
         self.num_features = check_count(layer, "num_features", num_features)
         check_fraction(layer, "momentum", momentum, 0.0, 1.0)
-        if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not 0.0 < eps < float("inf"):
-            raise ValueError(f"{layer}: eps must be a number > 0, received eps={eps!r}")
-        self.momentum, self.eps = momentum, eps
+        self.momentum, self.eps = momentum, check_number(layer, "eps", eps, positive=True)
         self.gamma = self.beta = None
         if self.num_features is not None:
             self._build(self.num_features)
@@ -382,9 +389,7 @@ Swish = _activation("Swish", F.swish, "x * sigmoid(x)")
 class LeakyReLU(Module):
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
-            raise ValueError(f"LeakyReLU: negative_slope must be a number, received negative_slope={negative_slope!r}")
-        self.negative_slope = negative_slope
+        self.negative_slope = check_number("LeakyReLU", "negative_slope", negative_slope)
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
@@ -396,9 +401,7 @@ class LeakyReLU(Module):
 class Softmax(Module):
     def __init__(self, axis=-1):
         super().__init__()
-        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
-            raise ValueError(f"Softmax: axis must be an int, received axis={axis!r}")
-        self.axis = axis
+        self.axis = check_number("Softmax", "axis", axis, integral=True)
 
     def forward(self, x):
         return F.softmax(x, self.axis)
