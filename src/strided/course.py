@@ -304,6 +304,15 @@ def conv_backward(dZ, cache):
 
 
 # --------------------------------------------------------------------------- pooling
+def _pool_geometry(A_prev, hparameters, func):
+    """``(f, stride, n_H, n_W)`` of a pooling layer, checked; ``n_H = floor((n_H_prev - f) / s) + 1``."""
+    f = _check_int("f", _get_hparam(hparameters, "f", func), 1, func)
+    stride = _check_int("stride", _get_hparam(hparameters, "stride", func), 1, func)
+    n_H = _out_size(A_prev.shape[1], f, 0, stride, func, "n_H_prev")
+    n_W = _out_size(A_prev.shape[2], f, 0, stride, func, "n_W_prev")
+    return f, stride, n_H, n_W
+
+
 def pool_forward(A_prev, hparameters, mode="max"):
     """Forward pass of a pooling layer (no padding, as in the course).
 
@@ -320,11 +329,8 @@ def pool_forward(A_prev, hparameters, mode="max"):
     func = "pool_forward"
     _check_mode(mode, func)
     A_prev = _check_rank("A_prev", A_prev, 4, "(m, n_H_prev, n_W_prev, n_C)", func)
-    f = _check_int("f", _get_hparam(hparameters, "f", func), 1, func)
-    stride = _check_int("stride", _get_hparam(hparameters, "stride", func), 1, func)
     (m, n_H_prev, n_W_prev, n_C) = A_prev.shape
-    n_H = _out_size(n_H_prev, f, 0, stride, func, "n_H_prev")
-    n_W = _out_size(n_W_prev, f, 0, stride, func, "n_W_prev")
+    f, stride, n_H, n_W = _pool_geometry(A_prev, hparameters, func)
 
     dtype = np.result_type(A_prev.dtype, np.float32)
     A = np.zeros((m, n_H, n_W, n_C), dtype=dtype)
@@ -418,11 +424,8 @@ def pool_backward(dA, cache, mode="max"):
     (A_prev, hparameters) = _unpack_cache(cache, "A_prev, hparameters", "pool_forward", func)
     A_prev = _check_rank("A_prev", A_prev, 4, "(m, n_H_prev, n_W_prev, n_C)", func)
     dA = _check_rank("dA", dA, 4, "(m, n_H, n_W, n_C)", func)
-    f = _check_int("f", _get_hparam(hparameters, "f", func), 1, func)
-    stride = _check_int("stride", _get_hparam(hparameters, "stride", func), 1, func)
     (m, n_H_prev, n_W_prev, n_C) = A_prev.shape
-    n_H = _out_size(n_H_prev, f, 0, stride, func, "n_H_prev")
-    n_W = _out_size(n_W_prev, f, 0, stride, func, "n_W_prev")
+    f, stride, n_H, n_W = _pool_geometry(A_prev, hparameters, func)
     if dA.shape != (m, n_H, n_W, n_C):
         raise ValueError(
             f"{func}: dA must have the shape of A, {(m, n_H, n_W, n_C)}; "

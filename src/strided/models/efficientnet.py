@@ -31,7 +31,7 @@ FLOPs (FLOPs grow linearly with depth and quadratically with width and
 resolution).  A small grid search on B0 gave alpha = 1.2, beta = 1.1,
 gamma = 1.15 (see :func:`compound_scaling`).  The published B1-B7 use the
 rounded table below (width, depth, resolution, dropout); channels are
-rounded to multiples of 8 (:func:`_make_divisible`) and repeats up
+rounded to multiples of 8 (:func:`strided.models.blocks.make_divisible`) and repeats up
 (``ceil(depth * n)``), as torchvision::
 
     b0 1.0 1.0 224 0.2    b4 1.4 1.8 380 0.4

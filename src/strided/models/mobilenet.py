@@ -33,7 +33,7 @@ Trainable parameters at 1000 classes: 4,231,976 (alpha 1.0), 2,585,560
 residual blocks (t, c, n, s) = (1,16,1,1) (6,24,2,2) (6,32,3,2) (6,64,4,2)
 (6,96,3,1) (6,160,3,2) (6,320,1,1) -> conv 1x1, 1280 -> global average pool ->
 dropout 0.2 -> dense.  Channels under a width multiplier are rounded to
-multiples of 8 (:func:`_make_divisible`); padding is symmetric ``(k-1)//2``;
+multiples of 8 (:func:`strided.models.blocks.make_divisible`); padding is symmetric ``(k-1)//2``;
 BatchNorm eps 1e-5, momentum 0.1.  3,504,872 parameters at width 1.0 and
 1000 classes.
 """
