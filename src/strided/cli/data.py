@@ -181,6 +181,7 @@ def cmd_data_show(args) -> int:
     import numpy as np
 
     from ..data import augment
+    from ..data.folder import MixedImageSizes
     from ..data.loader import to_float_batch
     from ..data.sources import load
     from ..errors import StridedError
@@ -195,6 +196,8 @@ def cmd_data_show(args) -> int:
         options["image_size"] = args.image_size
     try:
         train, test = load(args.name, root=args.data_root, **options)
+    except MixedImageSizes as exc:
+        raise CLIError(f"{exc} (on the command line: --image-size S)") from None
     except (StridedError, FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     dataset = train if args.split == "train" else test
