@@ -224,7 +224,7 @@ def test_ctrl_c_while_caching_features(photos, tmp_path, monkeypatch, capsys):
                  "--no-progress"])
     assert code == EXIT_INTERRUPTED
     err = capsys.readouterr().err
-    assert err.startswith("strided: interrupted: interrupted while computing the frozen base's features")
+    assert err.startswith("strided: interrupted while computing the frozen base's features")
     assert "run the same command again" in err and "Traceback" not in err
     monkeypatch.undo()
     assert not (run / "checkpoints").exists()      # nothing to protect: the same command may run again

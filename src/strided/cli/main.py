@@ -82,7 +82,7 @@ def main(argv=None) -> int:
         return EXIT_INTERRUPTED
     except Interrupted as exc:
         _ignore_further_interrupts(program)
-        print(f"strided: interrupted: {exc}", file=sys.stderr, flush=True)
+        print(f"strided: interrupted {exc}", file=sys.stderr, flush=True)
         return EXIT_INTERRUPTED
     except CLIError as exc:
         _error(str(exc))

@@ -476,9 +476,8 @@ def fit_head_on_features(trainer, s: Session) -> None:
         fit_features = features(s.data.fit, "fit")
         val_features = features(s.data.val, "val") if s.data.val is not None and len(s.data.val) else None
     except KeyboardInterrupt:
-        raise Interrupted(f"interrupted while computing the frozen base's features for {s.run} (no epoch was "
-                          f"trained; features finished before are in {config['cache_features']}); run the same "
-                          f"command again to start over") from None
+        raise Interrupted(f"while computing the frozen base's features for {s.run} (no epoch was trained, "
+                          f"finished feature sets stay cached); run the same command again to start over") from None
     val_loader = DataLoader(val_features, batch_size=256) if val_features is not None else None
     head_model = nn.Sequential(nn.Flatten(), split.head)
     head_config = {**config, "epochs": s.head_epochs}
