@@ -166,8 +166,3 @@ def test_edge_map_bad_images_name_the_value(image, message):
 def test_edge_map_unknown_filter():
     with pytest.raises(ValueError, match="'prewitt'"):
         filters.edge_map(np.zeros((5, 5)), "prewitt")
-
-
-def test_cli_offers_the_edge_map_filters():
-    from strided import cli
-    assert tuple(cli.EDGE_FILTER_CHOICES) == filters.EDGE_MAP_FILTERS

@@ -88,11 +88,13 @@ def atomic_write(path, write) -> Path:
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             tmp.unlink()
         except OSError:
             pass
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp)):   # name the file the user asked for
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
     finally:
         with _writing_lock:

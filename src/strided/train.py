@@ -35,7 +35,10 @@ from .tensor import Tensor, no_grad
 __all__ = ["Trainer", "evaluate", "predict", "EarlyStopping", "TrainingDiverged", "confusion_matrix"]
 
 
-class TrainingDiverged(RuntimeError):
+from .errors import StridedError  # noqa: E402  (the one error family)
+
+
+class TrainingDiverged(StridedError, RuntimeError):
     """The loss became NaN or infinite."""
 
 

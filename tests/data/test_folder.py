@@ -114,3 +114,51 @@ def test_folder_errors_say_what_layout_is_expected(tmp_path):
             pytest.raises(DatasetUnavailable, match=r"no readable images .*\(1 unreadable\)"):
         load_image_folder(tmp_path / "junk")
     assert issubclass(DatasetUnavailable, FileNotFoundError)
+
+
+def test_image_size_scales_the_shorter_side_and_cuts_out_the_centre(tmp_path):
+    """A 60x20 (WxH) photo to 10x10: scaled by 1/2 to 30x10, then the centre 10 columns (source columns
+    20..39); its green sides (columns 0..14 and 45..59) are cut away, nothing is stretched."""
+    from strided.data.folder import resize_center_crop
+    pixels = np.zeros((20, 60, 3), np.uint8)
+    pixels[:, :15] = pixels[:, 45:] = (0, 255, 0)
+    pixels[:, 15:45] = (255, 0, 0)
+    for name in ("a", "b"):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        Image.fromarray(pixels).save(tmp_path / "pics" / name / "wide.png")
+    train, _ = load_image_folder(tmp_path / "pics", image_size=10, test_fraction=0.0)
+    assert train.image_shape == (10, 10, 3)
+    np.testing.assert_array_equal(train.images[0], np.broadcast_to((255, 0, 0), (10, 10, 3)))
+    # a tall one keeps its vertical centre; the same aspect ratio is a plain resize; the target size is a no-op
+    tall = np.zeros((40, 10, 1), np.uint8)
+    tall[8:32] = 200
+    np.testing.assert_array_equal(resize_center_crop(tall, (5, 5)), np.full((5, 5, 1), 200, np.uint8))
+    assert resize_center_crop(pixels, (10, 30)).shape == (10, 30, 3)
+    assert resize_center_crop(pixels, (20, 60)) is pixels
+
+
+def test_photos_of_mixed_sizes_and_kinds(tmp_path):
+    """Real-world folders: JPEGs and PNGs of different sizes and modes (RGB, L, RGBA, palette, 16-bit)."""
+    from strided.data.folder import MixedImageSizes
+    rng = np.random.default_rng(1)
+    specs = [((64, 48), "RGB", "x.jpg"), ((40, 90), "L", "y.jpeg"), ((33, 33), "RGBA", "z.png"),
+             ((50, 70), "P", "w.png"), ((31, 17), "I;16", "v.png")]
+    for name in ("cat", "dog"):
+        (tmp_path / "mixed" / name).mkdir(parents=True)
+        for (W, H), mode, file in specs:
+            image = Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+            if mode == "I;16":
+                image = Image.fromarray((rng.integers(0, 65536, (H, W))).astype(np.uint16))
+            elif mode == "RGBA":
+                image.putalpha(255)
+            elif mode != "RGB":
+                image = image.convert(mode)
+            image.save(tmp_path / "mixed" / name / file)
+    with pytest.raises(MixedImageSizes, match="pass image_size"):
+        load_image_folder(tmp_path / "mixed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                     # every file reads
+        train, test = load_image_folder(tmp_path / "mixed", image_size=(24, 32), test_fraction=0.2)
+    assert len(train) + len(test) == 10 and train.image_shape == (24, 32, 3)
+    gray, _ = load_image_folder(tmp_path / "mixed", image_size=16, grayscale=True, test_fraction=0.0)
+    assert gray.image_shape == (16, 16, 1) and gray.images.std() > 20

@@ -71,3 +71,13 @@ def test_errors(tmp_path):
         load(f"h5:{tmp_path / 'odd.h5'}")
     with pytest.raises(ValueError, match="expected h5:TRAIN.h5 or h5:TRAIN.h5,TEST.h5"):
         load("h5:a.h5,b.h5,c.h5")
+
+
+def test_a_file_that_is_not_hdf5_is_named(tmp_path):
+    from strided.data import DatasetFileError
+    from strided.errors import StridedError
+    fake = tmp_path / "train_signs.h5"
+    fake.write_text("a text file with an .h5 name")
+    with pytest.raises(DatasetFileError, match=r"train_signs\.h5' is not a readable HDF5 file"):
+        load(f"h5:{fake}")
+    assert issubclass(DatasetFileError, StridedError) and issubclass(DatasetFileError, ValueError)

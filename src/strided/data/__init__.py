@@ -8,13 +8,13 @@
 
 Modules: ``dataset`` (Dataset, ArrayDataset), ``loader`` (DataLoader), ``sources``
 (named data sets, ``load``, ``info``), ``idx`` / ``folder`` / ``h5`` (file readers),
-``augment`` (augmentations), ``cli`` (``strided data ...``).
+``augment`` (augmentations).  The command line is :mod:`strided.cli.data`.
 """
 from . import augment
 from .augment import (ColorShift, Compose, HorizontalFlip, PCAColor, RandomCrop, Rotate,
                       Shear, VerticalFlip)
 from .dataset import ArrayDataset, Dataset, stratified_split_indices
-from .errors import DatasetUnavailable, UnreadableImagesWarning
+from .errors import DatasetFileError, DatasetUnavailable, UnreadableImagesWarning
 from .folder import load_image_folder
 from .h5 import load_h5
 from .idx import IDXError, read_idx, write_idx
@@ -26,7 +26,7 @@ __all__ = [
     "Dataset", "ArrayDataset", "stratified_split_indices", "DataLoader",
     "DATASETS", "DataSource", "DatasetInfo", "load", "info", "fashion_mnist", "mnist_5k",
     "digits", "lfw_faces", "load_image_folder", "load_h5", "FASHION_CLASSES",
-    "read_idx", "write_idx", "IDXError", "DatasetUnavailable", "UnreadableImagesWarning",
+    "read_idx", "write_idx", "IDXError", "DatasetUnavailable", "DatasetFileError", "UnreadableImagesWarning",
     "augment", "HorizontalFlip", "VerticalFlip", "RandomCrop", "Rotate", "Shear",
     "ColorShift", "PCAColor", "Compose",
 ]

@@ -1,10 +1,14 @@
 """Errors of :mod:`strided.data`."""
 from __future__ import annotations
 
-__all__ = ["DatasetUnavailable", "UnreadableImagesWarning"]
+__all__ = ["DatasetUnavailable", "DatasetFileError", "UnreadableImagesWarning"]
 
 
-from ..errors import DatasetUnavailable
+from ..errors import DatasetUnavailable, StridedError
+
+
+class DatasetFileError(StridedError, ValueError):
+    """A data set file that exists but is not what it should be (not HDF5, wrong contents)."""
 
 
 class UnreadableImagesWarning(UserWarning):

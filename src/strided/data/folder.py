@@ -5,10 +5,14 @@ Layout (class names = sub-folder names, sorted; other files are ignored)::
     root/cat/001.jpg  root/cat/002.png  root/dog/x.jpeg ...          seeded split
     root/train/cat/...  root/test/cat/...                           given split
 
-Images (``.jpg .jpeg .png .bmp``, any case) are read with Pillow, converted to RGB
-(``C = 3``) or grayscale (``C = 1``) and resized to ``image_size`` ``(H, W)`` (default:
-the size of the first image; then all images must have it).  Unreadable files are
-skipped and counted in an :class:`UnreadableImagesWarning`.
+Images (``.jpg .jpeg .png .bmp``, any case) are read with
+:func:`strided.data.image.read_image` (16-bit, alpha and palette images handled there) as RGB
+(``C = 3``) or grayscale (``C = 1``).  ``image_size`` brings every image to ``(H, W)``: it is
+scaled so that it covers ``(H, W)`` (its shorter side fits) and the centre is cut out
+(:func:`resize_center_crop`), so photos of any size and aspect ratio work and nothing is
+stretched.  Without ``image_size`` all images must have the size of the first one
+(:class:`MixedImageSizes` otherwise).  Unreadable files are skipped and counted in an
+:class:`UnreadableImagesWarning`.
 
 >>> train, test = load_image_folder("flowers/", image_size=64)   # (N, 64, 64, 3) uint8
 """
@@ -19,14 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ImageError, StridedError
 from .dataset import ArrayDataset, stratified_split_indices
 from .errors import DatasetUnavailable, UnreadableImagesWarning
+from .image import read_image
 
-__all__ = ["IMAGE_SUFFIXES", "load_image_folder", "find_images"]
+__all__ = ["IMAGE_SUFFIXES", "load_image_folder", "find_images", "resize_center_crop", "MixedImageSizes"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 LAYOUT_HELP = ("expected ROOT/<class>/*.jpg|jpeg|png|bmp (one sub-folder per class), "
                "optionally split as ROOT/train/<class>/... and ROOT/test/<class>/...")
+
+
+class MixedImageSizes(StridedError, ValueError):
+    """The images of a folder differ in size and no ``image_size`` was given."""
 
 
 def _class_folders(root: Path) -> list[str]:
@@ -59,30 +69,44 @@ def _as_size(image_size) -> tuple[int, int] | None:
     return size
 
 
-def _read_one(path: Path, mode: str, size):
-    """The image as ``(H, W, C)`` uint8, or ``None`` when Pillow cannot read it."""
-    from PIL import Image, UnidentifiedImageError
+def resize_center_crop(image, size) -> np.ndarray:
+    """Bring ``image`` ``(H, W, C)`` ``uint8`` to ``size = (h, w)``: scale it (bilinear) by
+    ``max(h / H, w / W)``, so that its shorter side (relative to the target) fits, then cut the
+    centre ``h x w`` out.  An image of the target's aspect ratio is just resized; one already
+    ``(h, w)`` is returned as is."""
+    from PIL import Image
 
+    image = np.asarray(image)
+    h, w = (int(s) for s in size)
+    H, W = image.shape[:2]
+    if (H, W) == (h, w):
+        return image
+    scale = max(h / H, w / W)
+    nh, nw = max(h, round(H * scale)), max(w, round(W * scale))
+    one_channel = image.ndim == 3 and image.shape[-1] == 1
+    resized = np.asarray(Image.fromarray(image[..., 0] if one_channel else image).resize((nw, nh), Image.BILINEAR))
+    top, left = (nh - h) // 2, (nw - w) // 2
+    out = resized[top:top + h, left:left + w]
+    return out[..., None] if one_channel else out
+
+
+def _read_one(path: Path, grayscale: bool, size):
+    """The image as ``(H, W, C)`` uint8 (at ``size`` when given), or ``None`` when it cannot be read."""
     try:
-        with Image.open(path) as img:
-            img = img.convert(mode)
-            if size is not None and img.size != (size[1], size[0]):
-                img = img.resize((size[1], size[0]), Image.BILINEAR)
-            array = np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        array = read_image(path, grayscale=grayscale)
+    except ImageError:
         return None
-    return array[..., None] if array.ndim == 2 else array
+    return array if size is None else resize_center_crop(array, size)
 
 
 def _read_images(items, image_size, grayscale: bool):
     """Read ``items``; returns ``(images (N, H, W, C) uint8, labels (N,), skipped paths,
     (H, W))``."""
-    mode = "L" if grayscale else "RGB"
     target = _as_size(image_size)          # resize to this when given
     size, first = target, None             # the size every image must have
     images, labels, skipped = [], [], []
     for path, label in items:
-        array = _read_one(path, mode, target)
+        array = _read_one(path, grayscale, target)
         if array is None:
             skipped.append(path)
             continue
@@ -90,7 +114,7 @@ def _read_images(items, image_size, grayscale: bool):
             size, first = array.shape[:2], path
         elif array.shape[:2] != tuple(size):
             H, W = array.shape[:2]
-            raise ValueError(f"image {str(path)!r} is {H}x{W} (HxW) but {str(first)!r} "
+            raise MixedImageSizes(f"image {str(path)!r} is {H}x{W} (HxW) but {str(first)!r} "
                              f"is {size[0]}x{size[1]}; pass image_size=(H, W) to resize "
                              "all images")
         images.append(array)
@@ -117,8 +141,9 @@ def load_image_folder(root, image_size=None, grayscale: bool = False,
     Parameters
     ----------
     root : the folder (see the module docstring for the layout).
-    image_size : int or ``(H, W)``: resize every image to it (bilinear); default the
-        first image's size, and then a differently sized image is a ``ValueError``.
+    image_size : int or ``(H, W)``: bring every image to it (scaled so that it covers the size,
+        then the centre cut out: :func:`resize_center_crop`); default the first image's size, and
+        then a differently sized image is a :class:`MixedImageSizes` (a ``ValueError``).
     grayscale : read images as one channel (Pillow's ``L``) instead of RGB.
     test_fraction, seed : without ``root/train`` and ``root/test``, a seeded stratified
         split puts ``test_fraction`` of the images in ``test``.

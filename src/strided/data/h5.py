@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .dataset import ArrayDataset
-from .errors import DatasetUnavailable
+from .errors import DatasetFileError, DatasetUnavailable
 
 __all__ = ["load_h5", "read_h5_split"]
 
@@ -24,6 +24,16 @@ def _h5py():
     except ImportError:
         raise DatasetUnavailable("reading .h5 data sets needs h5py: pip install h5py") from None
     return h5py
+
+
+def _open(path: Path):
+    """``h5py.File(path, "r")``; a file that is not HDF5 is a :class:`DatasetFileError` naming it."""
+    h5py = _h5py()
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DatasetFileError(f"{str(path)!r} is not a readable HDF5 file ({exc}); h5: data sets are the "
+                               f"course's .h5 files holding train_set_x/train_set_y (and test_set_x/test_set_y)") from None
 
 
 def _decode(names) -> list[str]:
@@ -37,12 +47,11 @@ def read_h5_split(path, split: str):
     if not path.is_file():
         raise DatasetUnavailable(f"HDF5 file {str(path)!r} not found; pass the path of a "
                                  f"file holding {split}_set_x and {split}_set_y")
-    h5py = _h5py()
-    with h5py.File(path, "r") as f:
+    with _open(path) as f:
         keys = sorted(f.keys())
         x_key, y_key = f"{split}_set_x", f"{split}_set_y"
         if x_key not in f or y_key not in f:
-            raise ValueError(f"{str(path)!r} has no {x_key}/{y_key} datasets; "
+            raise DatasetFileError(f"{str(path)!r} has no {x_key}/{y_key} datasets; "
                              f"it holds {keys}")
         images = np.asarray(f[x_key][()])
         labels = np.asarray(f[y_key][()]).reshape(-1)       # (N,) or (1, N)
@@ -51,7 +60,7 @@ def read_h5_split(path, split: str):
 
 
 def _has_split(path: Path, split: str) -> bool:
-    with _h5py().File(path, "r") as f:
+    with _open(path) as f:
         return f"{split}_set_x" in f
 
 

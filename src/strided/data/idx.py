@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import StridedError
+
 __all__ = ["IDXError", "read_idx", "write_idx", "idx_magic", "IDX_IMAGES_MAGIC",
            "IDX_LABELS_MAGIC"]
 
@@ -48,7 +50,7 @@ IDX_IMAGES_MAGIC = idx_magic(np.uint8, 3)   # 2051
 IDX_LABELS_MAGIC = idx_magic(np.uint8, 1)   # 2049
 
 
-class IDXError(ValueError):
+class IDXError(StridedError, ValueError):
     """An IDX file is corrupt, truncated or not an IDX file at all."""
 
 

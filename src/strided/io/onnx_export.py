@@ -95,7 +95,10 @@ class _Value:
         self.pooled = None   # GlobalAvgPool: name of the (N, C, 1, 1) output, for a keepdims reshape
 
 
-class ExportError(ValueError):
+from ..errors import StridedError  # noqa: E402  (the one error family)
+
+
+class ExportError(StridedError, ValueError):
     """A model that cannot be written as ONNX (an op with no ONNX counterpart, a bad argument)."""
 
 

@@ -24,7 +24,10 @@ __all__ = ["VizError", "conv_layers", "get_layer", "feature_maps", "layer_output
 _MISSING = object()
 
 
-class VizError(ValueError):
+from ..errors import StridedError  # noqa: E402  (the one error family)
+
+
+class VizError(StridedError, ValueError):
     """A bad layer name, unit or input for a visualisation; the message says what is valid."""
 
 

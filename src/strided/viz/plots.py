@@ -17,7 +17,7 @@ from ..report import _pyplot
 from .capture import VizError, as_model_input, conv_layers, feature_maps, get_layer
 from .receptive import _is_conv2d
 
-__all__ = ["plot_filters", "plot_activations", "plot_top_patches", "filter_images"]
+__all__ = ["plot_filters", "plot_activations", "plot_top_patches", "filter_images", "conv_layer"]
 
 PADDING_COLOUR = (0.62, 0.76, 0.95)   # parts of a receptive field outside the image
 
@@ -39,7 +39,8 @@ def _stretch(a: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- filters
-def _conv_layer(model, layer):
+def conv_layer(model, layer):
+    """``(name, module)`` of the conv layer ``layer`` (default: the first); a VizError if it is not one."""
     convs = conv_layers(model)
     if layer is None:
         if not convs:
@@ -75,7 +76,7 @@ def plot_filters(model, path, layer: str | None = None, max_filters: int = 64, m
     ``max_filters`` filters are drawn.
     """
     plt = _pyplot()
-    layer, module = _conv_layer(model, layer)
+    layer, module = conv_layer(model, layer)
     weight = module.weight.data
     KH, KW, C_in, C_out = weight.shape
     n = min(C_out, int(max_filters))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from strided.cli import main
-from strided.data import DATASETS, cli as data_cli, load, sources
+from strided.cli import data as data_cli
+from strided.data import DATASETS, load, sources
 
 FASHION_PRESENT = DATASETS["fashion-mnist"].locate() is not None
 
@@ -115,7 +116,7 @@ def test_fetch_failing_apt_get_updates_and_retries(monkeypatch, fake_run, capsys
     assert main(["data", "fetch", "fashion-mnist"]) == 2
     assert calls == [install, ["apt-get", "update"], install]
     err = capsys.readouterr().err
-    assert "strided data: error: fashion-mnist is still missing" in err and "(exit 100)" in err
+    assert "strided: error: fashion-mnist is still missing" in err and "(exit 100)" in err
     assert "Traceback" not in err
 
 
@@ -202,7 +203,7 @@ def test_show_a_folder_with_image_size(tmp_path, capsys):
 def test_show_errors(tmp_path, capsys):
     out = tmp_path / "x.png"
     assert main(["data", "show", "nonsense", "-o", str(out)]) == 2
-    assert "strided data: error: unknown data set 'nonsense'" in capsys.readouterr().err
+    assert "strided: error: unknown data set 'nonsense'" in capsys.readouterr().err
     assert main(["data", "show", "digits", "--n", "0", "-o", str(out)]) == 2
     assert "--n and --rows must be >= 1" in capsys.readouterr().err
     assert main(["data", "show", f"folder:{tmp_path / 'absent'}", "-o", str(out)]) == 2

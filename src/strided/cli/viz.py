@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ..cli import CLIError
+from .common import load_data, load_run, read_image_for_model
+from .errors import CLIError
 
-__all__ = ["add_viz_parser", "cmd_filters", "cmd_activations", "cmd_top_patches", "cmd_layers", "parse_units"]
+__all__ = ["register", "cmd_filters", "cmd_activations", "cmd_top_patches", "cmd_layers", "parse_units"]
 
 
 # --------------------------------------------------------------------------- parsers
@@ -37,7 +38,7 @@ def _add_model_args(p, run_help="run directory written by `strided train`"):
                    help="which checkpoint of RUN_DIR (default best)")
 
 
-def add_viz_parser(subparsers):
+def register(subparsers):
     p = subparsers.add_parser(
         "viz", help="look inside a model: filters, feature maps, most activating patches, layers",
         description="Pictures of what a trained network computes (PNG files). Layers are named as in "
@@ -94,7 +95,7 @@ def add_viz_parser(subparsers):
 def _viz_errors(fn):
     """Turn the library's VizError (bad layer / unit) into the CLI's one-line error."""
     def wrapped(args):
-        from .capture import VizError
+        from ..viz import VizError
         try:
             return fn(args)
         except VizError as exc:
@@ -122,20 +123,21 @@ def _load_weight_file(model, path: str):
 
 def _model_from_args(args):
     """``(model, config or None, input shape (H, W, C), description)`` from RUN_DIR or --model."""
-    from ..cli_train import _load_run
     if args.run_dir and args.model:
         raise CLIError(f"give a run directory or --model, not both (received {args.run_dir!r} and "
                        f"--model {args.model})")
     if args.run_dir:
         if args.pretrained or args.weights:
             raise CLIError("--pretrained and --weights go with --model; a run directory brings its own weights")
-        run, config, model = _load_run(args.run_dir, args.checkpoint)
+        run, config, model = load_run(args.run_dir, args.checkpoint)
         return model, config, tuple(config["image_shape"]), f"{config['model']} from {run}"
     if not args.model:
         raise CLIError("give a run directory (from `strided train --out DIR`) or --model NAME")
     from .. import models
     try:
         model = models.create(args.model, pretrained=True) if args.pretrained else models.create(args.model)
+    except ImportError as exc:          # the package that ships the weights is not installed
+        raise CLIError(f"--pretrained: {exc}") from None
     except TypeError as exc:
         if args.pretrained and "pretrained" in str(exc):
             raise CLIError(f"no pretrained weights for {args.model!r} in this installation "
@@ -176,11 +178,11 @@ def parse_units(text: str) -> list:
 # --------------------------------------------------------------------------- commands
 @_viz_errors
 def cmd_filters(args) -> int:
-    from .plots import _conv_layer, plot_filters
+    from ..viz.plots import conv_layer, plot_filters
     if args.max_filters < 1:
         raise CLIError(f"--max-filters must be >= 1, received {args.max_filters}")
     model, _, _, what = _model_from_args(args)
-    layer, module = _conv_layer(model, args.layer)
+    layer, module = conv_layer(model, args.layer)
     path = plot_filters(model, args.output, layer=layer, max_filters=args.max_filters)
     print(f"wrote {path} (filters of {layer}, weight {tuple(module.weight.shape)}, {what})")
     return 0
@@ -188,14 +190,12 @@ def cmd_filters(args) -> int:
 
 @_viz_errors
 def cmd_activations(args) -> int:
-    from ..cli_train import _read_for_model
-    from .capture import get_layer
-    from .plots import plot_activations
+    from ..viz import get_layer, plot_activations
     if args.max_maps < 1:
         raise CLIError(f"--max-maps must be >= 1, received {args.max_maps}")
     model, _, shape, what = _model_from_args(args)
     get_layer(model, args.layer)                       # a bad name fails before the image is read
-    image = _read_for_model(args.image, shape)
+    image = read_image_for_model(args.image, shape)
     path = plot_activations(model, image, args.layer, args.output, max_maps=args.max_maps)
     print(f"wrote {path} (feature maps of {args.layer} for {args.image}, {what})")
     return 0
@@ -203,11 +203,7 @@ def cmd_activations(args) -> int:
 
 @_viz_errors
 def cmd_top_patches(args) -> int:
-    from ..cli_train import _load_data
-    from .capture import conv_layers, get_layer
-    from .patches import top_patches_for_units
-    from .plots import plot_top_patches
-    from .receptive import receptive_field
+    from ..viz import conv_layers, get_layer, plot_top_patches, receptive_field, top_patches_for_units
 
     units = [args.unit] if args.unit is not None else parse_units(args.units)
     for name, value in (("--k", args.k), ("--max-images", args.max_images), ("--batch-size", args.batch_size)):
@@ -225,7 +221,7 @@ def cmd_top_patches(args) -> int:
         raise CLIError("--data NAME is needed with --model (a run directory knows its data set)")
     data = args.data or config["data"]
     root = args.data_root if args.data_root or args.data else config.get("data_root")
-    _, test = _load_data({"data": data, "data_root": root, "limit": 0})
+    _, test = load_data({"data": data, "data_root": root, "limit": 0})
     if tuple(test.image_shape) != tuple(shape):
         raise CLIError(f"data set {data!r} has {'x'.join(map(str, test.image_shape))} images, the model takes "
                        f"{'x'.join(map(str, shape))}")
@@ -249,8 +245,7 @@ def cmd_top_patches(args) -> int:
 
 @_viz_errors
 def cmd_layers(args) -> int:
-    from .capture import conv_layers, get_layer
-    from .receptive import receptive_fields
+    from ..viz import conv_layers, get_layer, receptive_fields
     model, _, shape, what = _model_from_args(args)
     print(what)
     print(model.summary((1,) + tuple(shape), print_fn=None))

@@ -19,14 +19,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..cli import CLIError
+from .errors import EXIT_OK, CLIError
 
-__all__ = ["add_data_parser", "cmd_data_list", "cmd_data_fetch", "cmd_data_show"]
-
-EXIT_OK = 0
+__all__ = ["register", "cmd_data_list", "cmd_data_fetch", "cmd_data_show"]
 
 
-def add_data_parser(subparsers):
+def register(subparsers):
     """Register ``strided data {list,fetch,show}`` on the top-level ``subparsers``."""
     p = subparsers.add_parser(
         "data", help="list, fetch and look at the data sets",
@@ -72,7 +70,7 @@ def add_data_parser(subparsers):
 # --------------------------------------------------------------------------- list
 def cmd_data_list(args) -> int:
     """``strided data list``: a table of name, present yes/no, location or how to get."""
-    from .sources import PATTERNS, info
+    from ..data.sources import PATTERNS, info
 
     rows = [(r.name, "yes" if r.present else "no",
              r.where if r.present else r.how_to_get) for r in info()]
@@ -111,7 +109,7 @@ def _install(kind: str, package: str) -> int:
 
 def cmd_data_fetch(args) -> int:
     """``strided data fetch NAME``: install what is missing; nothing to do if present."""
-    from .sources import DATASETS
+    from ..data.sources import DATASETS
 
     source = DATASETS.get(args.name)
     if source is None:
@@ -170,9 +168,11 @@ def _draw_grid(rows, row_names, titles, path, suptitle):
             if c == 0:
                 ax.set_ylabel(row_names[r], fontsize=8)
     fig.suptitle(suptitle, fontsize=8)
+    from ..fileio import atomic_write
+
     try:
-        fig.savefig(path, dpi=100, format="png")
-    except (OSError, ValueError) as exc:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    except ValueError as exc:
         raise CLIError(f"cannot write {str(path)!r}: {exc}") from None
 
 
@@ -180,10 +180,11 @@ def cmd_data_show(args) -> int:
     """``strided data show NAME``: write a PNG grid of examples (and augmented copies)."""
     import numpy as np
 
-    from . import augment
-    from .errors import DatasetUnavailable
-    from .loader import to_float_batch
-    from .sources import load
+    from ..data import augment
+    from ..data.folder import MixedImageSizes
+    from ..data.loader import to_float_batch
+    from ..data.sources import load
+    from ..errors import StridedError
 
     if args.n < 1 or args.rows < 1:
         raise CLIError(f"--n and --rows must be >= 1, received --n {args.n} "
@@ -195,7 +196,9 @@ def cmd_data_show(args) -> int:
         options["image_size"] = args.image_size
     try:
         train, test = load(args.name, root=args.data_root, **options)
-    except (DatasetUnavailable, FileNotFoundError, ValueError) as exc:
+    except MixedImageSizes as exc:
+        raise CLIError(f"{exc} (on the command line: --image-size S)") from None
+    except (StridedError, FileNotFoundError, ValueError) as exc:
         raise CLIError(str(exc)) from None
     dataset = train if args.split == "train" else test
     if len(dataset) == 0:

@@ -151,3 +151,12 @@ def test_constant_image_gives_a_black_map(tmp_path):
     assert main(["edges", str(source), "-o", str(out)]) == 0
     with Image.open(out) as img:
         assert img.size == (5, 3) and not np.asarray(img).any()
+
+
+def test_cli_offers_the_edge_map_filters():
+    """The choices of --filter are strided.filters.EDGE_MAP_FILTERS itself (no hand-synced copy)."""
+    from strided.cli import build_parser
+    parser = build_parser()
+    edges = parser._subparsers._group_actions[0].choices["edges"]
+    action = next(a for a in edges._actions if a.dest == "filter")
+    assert tuple(action.choices) == filters.EDGE_MAP_FILTERS

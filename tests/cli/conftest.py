@@ -1,4 +1,4 @@
-"""One tiny trained run (LeNet-5, 1 epoch on 500 Fashion-MNIST images) shared by the viz CLI tests."""
+"""One tiny trained run (LeNet-5, 1 epoch on 500 Fashion-MNIST images) shared by the CLI tests."""
 import pytest
 
 from strided.data.sources import FASHION_DIR

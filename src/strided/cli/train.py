@@ -1,0 +1,666 @@
+"""``strided train | evaluate | predict``: the training commands.
+
+    strided train --model lenet5 --data fashion-mnist --epochs 10 --batch-size 64 --lr 1e-3 --out RUN_DIR
+    strided train --resume RUN_DIR              # continue an interrupted run exactly (--epochs may extend it)
+    strided train --model lenet5 --data folder:photos/ --input-size 32 --out RUN_DIR   # photos of any size
+    strided evaluate RUN_DIR                     # test accuracy and confusion matrix of the best checkpoint
+    strided predict RUN_DIR IMAGE... --top 3     # class names with probabilities
+    strided predict --model efficientnet_lite0 --pretrained IMAGE... --top 5   # pretrained ImageNet classes
+
+A run directory (:class:`~strided.cli.common.RunDir`) holds ``config.json`` (everything
+needed to rebuild the run), ``checkpoints/{best,last}.safetensors``, ``metrics.json``
+(history and test results) and the pictures ``curves.png``, ``confusion.png``,
+``predictions.png``.  ``--out`` on an existing run is refused unless ``--overwrite``.
+
+``cmd_train`` is a short sequence of steps: :func:`new_run` or :func:`resume_run` (the
+config), :func:`load_training_data`, the model, :func:`make_trainer` per phase (head, then
+fine-tuning), :func:`run_phases`, :func:`final_report`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .common import (RunDir, build_model, is_transfer, load_data, load_run, model_input_size,
+                     read_image_for_model, read_rgb)
+from .errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, CLIError, Interrupted
+
+__all__ = ["register", "cmd_train", "cmd_evaluate", "cmd_predict", "new_run", "resume_run",
+           "load_training_data", "make_trainer", "final_report", "build_optimizer", "TRAIN_DEFAULTS",
+           "TRANSFER_DEFAULTS"]
+
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop")
+# what `predict --pretrained X` takes as a weight file; anything else after it is an image
+WEIGHT_SUFFIXES = (".pth", ".pt", ".tar", ".bin", ".ckpt", ".safetensors", ".npz")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+
+# The options of a new run and their defaults.  The parser's defaults are None, so that
+# `--resume` can tell which options were given (they cannot change a run on resume).
+TRAIN_DEFAULTS = {"model": "lenet5", "data": "fashion-mnist", "data_root": None, "epochs": 10, "batch_size": 64,
+                  "lr": 1e-3, "optimizer": "adam", "momentum": 0.9, "weight_decay": 0.0, "schedule": "none",
+                  "augment": False, "val_split": 0.1, "patience": 0, "limit": 0, "seed": 0}
+TRANSFER_DEFAULTS = {"pretrained": None, "freeze": "none", "fine_tune": 0, "cache_features": None,
+                     "input_size": None}
+DEFAULT_TRANSFER_INPUT = 128
+# options that --resume accepts: the rest is fixed by the run's config.json
+RESUME_OPTIONS = ("resume", "epochs", "no_progress")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# --------------------------------------------------------------------------- parsers
+def add_train_parser(subparsers):
+    p = subparsers.add_parser(
+        "train", help="train a model on a data set",
+        description="Train a model; the run directory gets checkpoints, metrics and plots. "
+                    "--resume continues a run with its own settings (only --epochs may extend it).")
+    p.add_argument("--model", default=None, help="architecture (see strided.models.list_models()); default lenet5")
+    p.add_argument("--data", default=None,
+                   help="data set: fashion-mnist (default), mnist-5k, digits, lfw-faces, folder:PATH, "
+                        "h5:TRAIN.h5[,TEST.h5]. folder: photos may differ in size: each is scaled so its shorter "
+                        "side fits and its centre is cut out, to --input-size or the model's input size")
+    p.add_argument("--data-root", default=None, help="folder with the data set's files, if not the default place")
+    p.add_argument("--epochs", type=int, default=None, help="number of epochs (default 10)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 64")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-3)")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=None, help="default adam")
+    p.add_argument("--momentum", type=float, default=None, help="for sgd and rmsprop (default 0.9)")
+    p.add_argument("--weight-decay", type=float, default=None, help="default 0")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None, help="learning-rate schedule (default none)")
+    p.add_argument("--augment", action="store_true", default=None,
+                   help="train on augmented copies (mirror, crop, ...)")
+    p.add_argument("--val-split", type=float, default=None,
+                   help="fraction of the training set held out (default 0.1)")
+    p.add_argument("--patience", type=int, default=None, help="early stopping after this many epochs without "
+                                                              "improvement of the validation loss (default 0: off)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="use only the first N training images (quick runs; default 0: all)")
+    p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--out", default=None, help="run directory (default runs/MODEL-DATA-TIME); an existing run is "
+                                               "refused unless --overwrite")
+    p.add_argument("--overwrite", action="store_true", default=None,
+                   help="replace the run already in --out (its checkpoints, metrics and pictures are deleted)")
+    p.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the run in RUN_DIR from its last checkpoint (same epoch, optimizer state, "
+                        "random streams); --epochs may extend it, other options are refused")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (the one line per epoch is still printed)")
+    t = p.add_argument_group("transfer learning", "start from pretrained ImageNet weights (efficientnet_lite0); "
+                                                  "see strided.transfer")
+    t.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="PATH",
+                   help="load pretrained weights (from the installed package, or PATH) for every layer but the "
+                        "classifier; images are resized to --input-size and made RGB")
+    t.add_argument("--freeze", choices=("none", "base"), default=None,
+                   help="base: train only the new head (the base's BatchNorms use their running statistics)")
+    t.add_argument("--fine-tune", type=int, default=None, metavar="N",
+                   help="with --freeze base: train the head for the first ceil(epochs/2) epochs, then unfreeze the "
+                        "top N blocks of the base for the remaining ones at lr/10 (their BatchNorms stay frozen)")
+    t.add_argument("--cache-features", nargs="?", const=True, default=None, metavar="DIR",
+                   help="with --freeze base: compute the frozen base's features once and train the head on them "
+                        "(cached as .npz in DIR, default <out>/../.feature-cache, reused by later runs)")
+    t.add_argument("--input-size", type=int, default=None, metavar="N",
+                   help="with --pretrained: side of the network's input (default 128; the weights were trained at "
+                        "224). Without --pretrained (folder: data only): every photo is scaled so its shorter side "
+                        "is N and its centre NxN cut out (default: the model's input size, when the photos differ "
+                        "in size)")
+    p.set_defaults(func=cmd_train)
+
+
+def add_evaluate_parser(subparsers):
+    p = subparsers.add_parser("evaluate", help="test accuracy of a trained run")
+    p.add_argument("run_dir", help="run directory written by `strided train`")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def add_predict_parser(subparsers):
+    p = subparsers.add_parser(
+        "predict", help="classify images with a trained run or a pretrained ImageNet model",
+        usage="strided predict RUN_DIR IMAGE... [--top N] [--checkpoint {best,last}]\n"
+              "       strided predict [--model NAME] --pretrained [PATH] IMAGE... [--top N]",
+        description="Classify images: `strided predict RUN_DIR IMAGE...` with a run of `strided train`, or "
+                    "`strided predict --model efficientnet_lite0 --pretrained IMAGE...` with pretrained ImageNet "
+                    "weights (1000 classes; from the installed package, or --pretrained PATH.pth).")
+    p.add_argument("paths", nargs="*", metavar="RUN_DIR IMAGE...",
+                   help="run directory written by `strided train` (not with --pretrained), then image files "
+                        "(any format Pillow reads)")
+    p.add_argument("--top", type=int, default=None,
+                   help="how many classes to show per image (default 3; 5 with --pretrained)")
+    p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    p.add_argument("--model", default=None,
+                   help="with --pretrained: the architecture (default efficientnet_lite0)")
+    p.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="PATH",
+                   help="use pretrained ImageNet weights instead of a run: from the installed package, or from "
+                        "PATH (a file ending in " + ", ".join(WEIGHT_SUFFIXES) + ")")
+    p.set_defaults(func=cmd_predict)
+
+
+def register(subparsers):
+    """Add ``strided train``, ``evaluate`` and ``predict`` to the top-level ``subparsers``."""
+    add_train_parser(subparsers)
+    add_evaluate_parser(subparsers)
+    add_predict_parser(subparsers)
+
+
+# --------------------------------------------------------------------------- the run's config
+def _validate(config) -> None:
+    for name, low in (("epochs", 1), ("batch_size", 1), ("limit", 0), ("patience", 0)):
+        if config[name] < low:
+            what = " (0: all images)" if name == "limit" else " (0: off)" if name == "patience" else ""
+            raise CLIError(f"{_flag(name)} must be >= {low}{what}, received {config[name]}")
+    if not 0.0 <= config["val_split"] < 1.0:
+        raise CLIError(f"--val-split must be in [0, 1), received {config['val_split']}")
+    if not config["lr"] > 0:
+        raise CLIError(f"--lr must be > 0, received {config['lr']}")
+
+
+def new_run(args) -> tuple[RunDir, dict]:
+    """The run directory (checked: not a file, not an existing run unless ``--overwrite``) and
+    the config of a new run from the options, with defaults filled in and values checked."""
+    config = {k: (d if getattr(args, k) is None else getattr(args, k)) for k, d in TRAIN_DEFAULTS.items()}
+    _validate(config)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    run = RunDir(args.out or f"runs/{config['model']}-{config['data'].replace(':', '_').replace('/', '_')}-{stamp}")
+    run.check_new(overwrite=bool(args.overwrite))
+    config.update(transfer_config(args, config, run.path))
+    return run, config
+
+
+def transfer_config(args, config, run_dir: Path) -> dict:
+    """The transfer-learning part of config.json (validated): pretrained, freeze, fine_tune, cache_features,
+    input_size (None unless --pretrained) and image_size (--input-size without --pretrained: folder images are
+    resized to it)."""
+    from ..models.pretrained import has_pretrained, pretrained_models
+
+    opts = {k: (d if getattr(args, k, None) is None else getattr(args, k)) for k, d in TRANSFER_DEFAULTS.items()}
+    pretrained, freeze, fine_tune = opts["pretrained"], opts["freeze"], opts["fine_tune"]
+    cache, size = opts["cache_features"], opts["input_size"]
+    model = config["model"]
+    if pretrained is not None:
+        if not has_pretrained(model):
+            raise CLIError(f"--pretrained: no pretrained weights are known for model {model!r}; models with "
+                           f"pretrained weights: {', '.join(pretrained_models())}")
+        if isinstance(pretrained, str):
+            if not Path(pretrained).is_file():
+                raise CLIError(f"--pretrained: weight file {pretrained!r} does not exist")
+            pretrained = str(Path(pretrained).resolve())
+    transfer = pretrained is not None
+    image_size = None
+    if transfer:
+        size = DEFAULT_TRANSFER_INPUT if size is None else size
+        if not 32 <= size <= 1024:
+            raise CLIError(f"--input-size must be in 32..1024, received {size}")
+    elif size is not None:
+        # without --pretrained, --input-size is the size folder photos are brought to
+        if not config["data"].startswith("folder:"):
+            raise CLIError(f"--input-size without --pretrained resizes the photos of folder:PATH data sets; "
+                           f"{config['data']!r} has images of one fixed size: drop --input-size (or add "
+                           f"--pretrained for a pretrained network that resizes its input)")
+        if size < 1:
+            raise CLIError(f"--input-size must be >= 1, received {size}")
+        if model == "lenet5" and size not in (28, 32):
+            raise CLIError(f"lenet5 takes 28x28 or 32x32 images, received --input-size {size}; use --input-size 32 "
+                           f"(or 28), or choose another --model")
+        image_size, size = size, None
+    if fine_tune < 0:
+        raise CLIError(f"--fine-tune must be >= 0, received {fine_tune}")
+    if (fine_tune or cache) and freeze != "base":
+        raise CLIError("--fine-tune and --cache-features need --freeze base")
+    if freeze == "base" and not transfer:
+        raise CLIError("--freeze base needs --pretrained (a frozen random base learns nothing)")
+    if cache and config["augment"]:
+        raise CLIError("--cache-features computes the features once, without augmentation: drop --augment")
+    if cache is True:
+        cache = str(run_dir.parent / ".feature-cache")
+    return {"pretrained": pretrained if pretrained is not None else False, "freeze": freeze,
+            "fine_tune": fine_tune, "cache_features": cache or False, "input_size": size,
+            "image_size": image_size}
+
+
+@dataclass
+class Resumed:
+    """What :func:`resume_run` found: the run, its config, the checkpoint to resume from, the
+    epoch it holds, and whether the run is already finished (nothing to do)."""
+    run: RunDir
+    config: dict
+    checkpoint: Path
+    epoch: int
+    finished: bool
+
+
+def resume_run(args) -> Resumed:
+    """Check a ``--resume RUN_DIR``: its config and last checkpoint are readable, and no option but
+    ``--epochs`` / ``--no-progress`` was given (the run keeps its own settings; anything else is
+    refused, naming what was given and what the run uses)."""
+    from ..checkpoint import load_checkpoint
+    from ..errors import CheckpointError
+
+    run = RunDir(args.resume)
+    config = run.read_config()
+    given = [name for name in (*TRAIN_DEFAULTS, *TRANSFER_DEFAULTS, "out", "overwrite")
+             if name not in RESUME_OPTIONS and getattr(args, name, None) is not None]
+    if given:
+        kept = ", ".join(f"{_flag(k)} {config.get(k)}" for k in ("model", "data", "lr", "batch_size", "optimizer")
+                         if k in config)
+        asked = ", ".join(_flag(k) if getattr(args, k) is True else f"{_flag(k)} {getattr(args, k)}" for k in given)
+        raise CLIError(f"--resume {run} continues the run with its own settings ({kept}, ...: see "
+                       f"{run.config_path}); {asked} cannot change on resume and would be ignored. Drop "
+                       f"{'it' if len(given) == 1 else 'them'} (only --epochs and --no-progress apply to a resumed "
+                       f"run), or start a new run with --out NEW_DIR")
+    last = run.checkpoint("last")
+    if not last.is_file():
+        raise CLIError(f"--resume {args.resume}: expected {run.config_path} and {last} from an earlier "
+                       f"`strided train --out {args.resume}`; no epoch of this run was saved, so start it again "
+                       f"with `strided train --out {args.resume} --overwrite ...`")
+    try:
+        meta = load_checkpoint(last)[1]
+        epoch = int(meta["epoch"])
+    except (CheckpointError, KeyError, TypeError, ValueError) as exc:
+        raise CLIError(f"--resume {run}: cannot resume from {last}: {exc}. Resume from a copy of it if you have "
+                       f"one, or start the run again with --overwrite (or a new --out)") from None
+    if args.epochs is not None:
+        if args.epochs < 1:
+            raise CLIError(f"--epochs must be >= 1, received {args.epochs}")
+        config["epochs"] = args.epochs
+    metrics = run.read_metrics()
+    finished = "test_accuracy" in metrics and (args.epochs is None or args.epochs <= epoch)
+    return Resumed(run, config, last, epoch, finished)
+
+
+# --------------------------------------------------------------------------- data and model
+@dataclass
+class TrainingData:
+    train: object
+    test: object
+    fit: object            # the part of train that is trained on
+    val: object | None     # the held-out part (None without --val-split)
+    classes: list
+
+
+def load_training_data(config) -> TrainingData:
+    """Load the data set, split off the validation set and check it can train a classifier.
+
+    A folder of photos of different sizes is brought to one size (shorter side + centre crop):
+    ``config["image_size"]`` when set, else the pretrained network's input size (transfer) or the
+    model's own input size; the size used is recorded in ``config["image_size"]`` so evaluate and
+    predict read the data the same way.
+    """
+    from ..data.folder import MixedImageSizes
+
+    try:
+        train, test = load_data(config, raise_mixed=True)
+    except MixedImageSizes:
+        size = config["input_size"] if is_transfer(config) else model_input_size(config["model"])
+        config["image_size"] = size
+        train, test = load_data(config)
+        print(f"{config['data']}: the photos differ in size; each is scaled so its shorter side is {size} and "
+              f"its centre {size}x{size} cut out (choose the size with --input-size)")
+    classes = list(train.classes)
+    if len(classes) < 2:
+        raise CLIError(f"{config['data']} has {len(classes)} class ({', '.join(map(repr, classes))}); a classifier "
+                       f"needs at least two (for folder:PATH, one sub-folder of images per class)")
+    fit, val = train.split(config["val_split"], seed=config["seed"]) if config["val_split"] else (train, None)
+    if len(fit) == 0:
+        raise CLIError(f"no training images left in {config['data']} (--limit {config['limit']}, --val-split "
+                       f"{config['val_split']})")
+    return TrainingData(train, test, fit, val, classes)
+
+
+def check_model_takes(model, image_shape, config) -> None:
+    """One dry forward pass: a model of a fixed input size that cannot take ``image_shape``
+    is a :class:`CLIError` naming both sizes (before any epoch runs)."""
+    from ..random import get_rng
+    from ..tensor import Tensor, no_grad
+
+    rng_state = get_rng().bit_generator.state        # lazily built layers must not shift the seeded streams
+    was_training = model.training
+    model.eval()
+    try:
+        with no_grad():
+            model(Tensor(np.zeros((1, *image_shape), np.float32)))
+    except (ValueError, IndexError) as exc:
+        wanted = getattr(model, "default_input_size", None)
+        hint = (f"; it takes {wanted[0]}x{wanted[1]}: for folder: data pass --input-size {wanted[0]}"
+                if wanted is not None else "")
+        raise CLIError(f"model {config['model']!r} cannot take the data set's {'x'.join(map(str, image_shape))} "
+                       f"images ({exc}){hint}") from None
+    finally:
+        model.train(was_training)
+        get_rng().bit_generator.state = rng_state
+
+
+def build_optimizer(config, model, steps_per_epoch):
+    """``(optimizer, schedule or None, "epoch" | "batch")`` from the run's config."""
+    from .. import optim
+    params, lr = model.parameters(trainable_only=True), config["lr"]
+    name = config["optimizer"]
+    if name == "adam":
+        opt = optim.Adam(params, lr, weight_decay=config["weight_decay"])
+    elif name == "adamw":
+        opt = optim.AdamW(params, lr, weight_decay=config["weight_decay"] or 0.01)
+    elif name == "sgd":
+        opt = optim.SGD(params, lr, momentum=config["momentum"], nesterov=config["momentum"] > 0,
+                        weight_decay=config["weight_decay"])
+    else:
+        opt = optim.RMSprop(params, lr, momentum=config["momentum"], weight_decay=config["weight_decay"])
+    schedule, per = None, "epoch"
+    if config["schedule"] == "step":
+        schedule = optim.StepLR(opt, step_size=max(1, config["epochs"] // 3), gamma=0.1)
+    elif config["schedule"] == "cosine":
+        schedule = optim.CosineLR(opt, total_steps=config["epochs"])
+    elif config["schedule"] == "onecycle":
+        schedule, per = optim.OneCycleLR(opt, total_steps=config["epochs"] * steps_per_epoch, max_lr=lr), "batch"
+    return opt, schedule, per
+
+
+def epoch_printer(epochs: int):
+    """A Trainer callback printing the one line per epoch (the Trainer prints it only with its
+    progress bar on; ``--no-progress`` hides the bar, not the results)."""
+    def print_epoch(trainer, logs):
+        shown = {k: round(v, 4) for k, v in logs.items() if isinstance(v, float)}
+        print(f"epoch {logs['epoch']}/{epochs}: {shown}", flush=True)
+    return print_epoch
+
+
+# --------------------------------------------------------------------------- training
+@dataclass
+class Session:
+    """Everything one ``strided train`` needs while it runs."""
+    run: RunDir
+    config: dict
+    data: TrainingData
+    model: object
+    loader: object
+    val_loader: object | None
+    callbacks: list
+    monitor: str
+    head_epochs: int
+    progress: bool
+
+
+def make_session(run, config, data, model, progress: bool) -> Session:
+    from ..data import DataLoader, augment
+    from ..train import EarlyStopping
+
+    head_epochs = config["epochs"]
+    if config.get("freeze") == "base":
+        from ..transfer import freeze_base
+        freeze_base(model)
+        if config.get("fine_tune"):
+            head_epochs = max(1, -(-config["epochs"] // 2))
+    transform = augment.standard(config["data"], data.train.image_shape[-1]) if config["augment"] else None
+    loader = DataLoader(data.fit, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
+                        transform=transform)
+    val_loader = DataLoader(data.val, batch_size=256) if data.val is not None and len(data.val) else None
+    callbacks = [EarlyStopping("val_loss", config["patience"])] if config["patience"] and val_loader else []
+    monitor = "val_accuracy" if val_loader is not None else "accuracy"
+    return Session(run, config, data, model, loader, val_loader, callbacks, monitor, head_epochs, progress)
+
+
+def make_trainer(s: Session, fine_tuning: bool = False):
+    """The Trainer of the head phase, or (``fine_tuning``) of the fine-tuning phase: the top
+    ``fine_tune`` blocks unfrozen, lr / 10, the remaining epochs."""
+    from ..train import Trainer
+
+    config = {**s.config, "epochs": s.head_epochs}
+    epochs = s.head_epochs
+    if fine_tuning:
+        from ..transfer import unfreeze_top
+        unfreeze_top(s.model, s.config["fine_tune"])
+        config = {**config, "lr": s.config["lr"] / 10, "epochs": s.config["epochs"] - s.head_epochs}
+        epochs = s.config["epochs"]
+    optimizer, schedule, per = build_optimizer(config, s.model, len(s.loader))
+    callbacks = list(s.callbacks) + ([] if s.progress else [epoch_printer(epochs)])
+    return Trainer(s.model, optimizer, run_dir=s.run.path, schedule=schedule, schedule_per=per,
+                   callbacks=callbacks, config=s.config, progress=s.progress, monitor=s.monitor)
+
+
+def describe(s: Session) -> str:
+    c = s.config
+    desc = ""
+    if is_transfer(c):
+        desc = (f", pretrained={c['pretrained'] or False}, freeze={c['freeze']}, "
+                f"input {c['input_size']}x{c['input_size']}x3"
+                + (f", fine-tune top {c['fine_tune']} blocks after epoch {s.head_epochs}" if c.get("fine_tune")
+                   else ""))
+    val = len(s.data.val) if s.data.val is not None else 0
+    return (f"training {c['model']} ({s.model.num_parameters():,} trainable parameters{desc}) on {c['data']}: "
+            f"{len(s.data.fit):,} images, {val:,} for validation, {len(s.data.test):,} for testing -> {s.run}")
+
+
+def run_phases(s: Session, trainer):
+    """Train the head phase (on cached features with --cache-features), then fine-tune; returns
+    the trainer that ran last."""
+    c = s.config
+    if trainer.epoch < s.head_epochs:
+        if c.get("cache_features"):
+            fit_head_on_features(trainer, s)
+        else:
+            trainer.fit(s.loader, s.head_epochs, s.val_loader)
+    if c.get("fine_tune") and trainer.epoch < c["epochs"] and not trainer.stop and trainer.epoch >= s.head_epochs:
+        if trainer.epoch == s.head_epochs and trainer.batch_in_epoch == 0:   # a fresh fine-tuning phase
+            previous = trainer
+            trainer = make_trainer(s, fine_tuning=True)
+            trainer.epoch, trainer.history, trainer.best_score = (previous.epoch, previous.history,
+                                                                  previous.best_score)
+            print(f"fine-tuning the top {c['fine_tune']} blocks at lr {c['lr'] / 10:g} "
+                  f"({s.model.num_parameters():,} trainable parameters)")
+        trainer.fit(s.loader, c["epochs"], s.val_loader)
+    return trainer
+
+
+def fit_head_on_features(trainer, s: Session) -> None:
+    """The head phase of a --cache-features run: the base's pooled features are computed once (or loaded from
+    the cache) and the head trains on them; the run directory gets full-model checkpoints as usual."""
+    from .. import nn
+    from ..data import ArrayDataset, DataLoader
+    from ..train import Trainer
+    from ..transfer import extract_features, split_base_head, weights_digest
+
+    config = s.config
+    split = split_base_head(trainer.model)
+    weights_id = weights_digest(split.base)
+
+    def features(dataset, tag):
+        feats, labels = extract_features(split.base, dataset, batch_size=32, cache_path=config["cache_features"],
+                                         input_size=config["input_size"], weights_id=weights_id,
+                                         progress=s.progress)
+        return ArrayDataset(feats[:, None, None, :], labels, dataset.classes, f"{dataset.name}:{tag}-features")
+
+    try:
+        fit_features = features(s.data.fit, "fit")
+        val_features = features(s.data.val, "val") if s.data.val is not None and len(s.data.val) else None
+    except KeyboardInterrupt:
+        raise Interrupted(f"while computing the frozen base's features for {s.run} (no epoch was trained, "
+                          f"finished feature sets stay cached); run the same command again to start over") from None
+    val_loader = DataLoader(val_features, batch_size=256) if val_features is not None else None
+    head_model = nn.Sequential(nn.Flatten(), split.head)
+    head_config = {**config, "epochs": s.head_epochs}
+    loader = DataLoader(fit_features, batch_size=config["batch_size"], shuffle=True, seed=config["seed"])
+    optimizer, schedule, per = build_optimizer(head_config, head_model, len(loader))
+    best = {}
+
+    def keep_best(head_trainer, logs):
+        if head_trainer.best_score == logs.get(s.monitor, logs.get("accuracy")):
+            best["state"] = {k: v.copy() for k, v in split.head.state_dict().items()}
+
+    callbacks = [*s.callbacks, keep_best] + ([] if s.progress else [epoch_printer(s.head_epochs)])
+    head_trainer = Trainer(head_model, optimizer, schedule=schedule, schedule_per=per,
+                           callbacks=callbacks, progress=s.progress, monitor=s.monitor)
+    head_trainer.fit(loader, s.head_epochs, val_loader)
+    trainer.epoch, trainer.history, trainer.best_score = head_trainer.epoch, head_trainer.history, \
+        head_trainer.best_score
+    trainer.stop, trainer.stop_reason = head_trainer.stop, head_trainer.stop_reason
+    trainer.save("last")
+    if best:
+        last = {k: v.copy() for k, v in split.head.state_dict().items()}
+        split.head.load_state_dict(best["state"])
+        trainer.save("best")
+        split.head.load_state_dict(last)
+    trainer._write_metrics()
+
+
+def final_report(s: Session, history) -> tuple[dict, list]:
+    """Evaluate the best checkpoint on the test set; write metrics.json and the pictures."""
+    from ..checkpoint import load_weights
+    from ..data import DataLoader
+    from ..data.image import to_float
+    from ..report import plot_confusion, plot_curves, plot_predictions
+    from ..train import evaluate, predict
+
+    run, model, test, classes = s.run, s.model, s.data.test, s.data.classes
+    best = run.checkpoint("best")
+    if best.exists():
+        load_weights(model, best)
+    result = evaluate(model, DataLoader(test, batch_size=256), num_classes=len(classes))
+    metrics = run.read_metrics()
+    metrics.update(history=history, test_accuracy=result["accuracy"], test_loss=result["loss"],
+                   test_count=result["count"], confusion=result["confusion"].tolist(), classes=list(classes),
+                   checkpoint="best")
+    run.write_metrics(metrics)
+    pictures = [plot_curves(history, run.path / "curves.png"),
+                plot_confusion(result["confusion"], classes, run.path / "confusion.png")]
+    n = min(16, len(test))
+    images = to_float(test.images[:n])
+    probs = predict(model, images)
+    pictures.append(plot_predictions(images, test.labels[:n], probs, classes, run.path / "predictions.png"))
+    return result, pictures
+
+
+# --------------------------------------------------------------------------- commands
+def cmd_train(args) -> int:
+    """``strided train``: a new run (``--out``), or ``--resume RUN_DIR``."""
+    from .. import manual_seed
+
+    resumed = None
+    if args.resume:
+        resumed = resume_run(args)
+        run, config = resumed.run, resumed.config
+        if resumed.finished:
+            metrics = run.read_metrics()
+            print(f"{run} is finished: {resumed.epoch} of {config['epochs']} epochs trained, test accuracy "
+                  f"{metrics['test_accuracy']:.2%}; nothing to do (its files are unchanged). To train it longer: "
+                  f"strided train --resume {run} --epochs N (N > {resumed.epoch})")
+            return EXIT_OK
+    else:
+        run, config = new_run(args)
+    manual_seed(config["seed"])
+    data = load_training_data(config)
+    model = build_model(config, data.train.image_shape, len(data.classes), load_pretrained=resumed is None)
+    if not is_transfer(config):
+        check_model_takes(model, data.train.image_shape, config)
+    config.update(classes=data.classes, image_shape=list(data.train.image_shape))
+    if resumed is None:
+        run.create(overwrite=bool(args.overwrite))
+        run.write_config(config)
+    s = make_session(run, config, data, model, progress=not args.no_progress)
+    trainer = make_trainer(s)
+    if resumed is not None:
+        if config.get("cache_features") and resumed.epoch < s.head_epochs:
+            raise CLIError(f"--resume {run}: the head phase of a --cache-features run is not resumable "
+                           f"(it takes seconds); start it again with --overwrite")
+        if is_transfer(config) and config.get("fine_tune") and resumed.epoch >= s.head_epochs:
+            trainer = make_trainer(s, fine_tuning=True)
+        trainer.resume(resumed.checkpoint)
+        print(f"resuming {run} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}")
+    print(describe(s))
+    try:
+        trainer = run_phases(s, trainer)
+        if trainer.stop and trainer.stop_reason.startswith("interrupted"):
+            print(f"{trainer.stop_reason}\ncontinue with: strided train --resume {run}")
+            return EXIT_INTERRUPTED
+        if trainer.stop_reason:
+            print(trainer.stop_reason)
+        result, pictures = final_report(s, trainer.history)
+    except OSError as exc:
+        where = exc.filename or run.path
+        raise CLIError(f"cannot write {str(where)!r}: {exc.strerror or exc}. Free some space (or fix the "
+                       f"permission), then continue with `strided train --resume {run}`", EXIT_ERROR) from None
+    print(f"test accuracy {result['accuracy']:.2%} (loss {result['loss']:.4f}) on {result['count']:,} images")
+    for path in pictures:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args) -> int:
+    """``strided evaluate RUN_DIR``: test accuracy and per-class accuracy of a checkpoint."""
+    from ..data import DataLoader
+    from ..train import evaluate
+
+    _, config, model = load_run(args.run_dir, args.checkpoint)
+    _, test = load_data({**config, "limit": 0})
+    result = evaluate(model, DataLoader(test, batch_size=256), num_classes=len(config["classes"]))
+    print(f"{config['model']} on {config['data']} ({args.checkpoint} checkpoint): test accuracy "
+          f"{result['accuracy']:.2%}, loss {result['loss']:.4f}, {result['count']:,} images")
+    cm = result["confusion"]
+    for i, name in enumerate(config["classes"]):
+        total = cm[i].sum()
+        print(f"  {name:>14}: {cm[i, i] / max(total, 1):7.2%} of {total}")
+    return EXIT_OK
+
+
+def predict_pretrained(args) -> int:
+    """``strided predict --model NAME --pretrained [PATH] IMAGE...``: ImageNet top-k per image."""
+    from .. import models
+    from ..errors import CheckpointError
+    from ..models.imagenet import IMAGENET_CLASSES
+    from ..models.pretrained import classify, pretrained_models, pretrained_weights_path
+
+    images, weights = list(args.paths), args.pretrained
+    # `--pretrained IMAGE`: argparse gave the first image to --pretrained
+    if isinstance(weights, str) and not weights.lower().endswith(WEIGHT_SUFFIXES):
+        images, weights = [weights, *images], True
+    if not images:
+        raise CLIError("predict --pretrained needs at least one IMAGE")
+    name = args.model or "efficientnet_lite0"
+    if name not in pretrained_models():
+        raise CLIError(f"--pretrained: no pretrained weights are known for model {name!r}; models with "
+                       f"pretrained weights: {', '.join(pretrained_models())}")
+    top = 5 if args.top is None else args.top
+    if not 1 <= top <= len(IMAGENET_CLASSES):
+        raise CLIError(f"--top must be in 1..{len(IMAGENET_CLASSES)}, received {top}")
+    if isinstance(weights, str) and not Path(weights).is_file():
+        raise CLIError(f"--pretrained: weight file {weights!r} does not exist")
+    try:
+        model = models.create(name, pretrained=weights)
+        source = weights if isinstance(weights, str) else pretrained_weights_path(name)
+    except ImportError as exc:
+        raise CLIError(str(exc)) from None
+    except (CheckpointError, ValueError, OSError) as exc:
+        raise CLIError(f"--pretrained: {exc}") from None
+    arrays = [read_rgb(p) for p in images]        # all read before any output
+    print(f"{name}, pretrained on ImageNet ({source})")
+    for path, image in zip(images, arrays):
+        print(f"{path}: " + ", ".join(f"{label} {p:.1%}" for _, label, p in classify(model, image, top)))
+    return EXIT_OK
+
+
+def cmd_predict(args) -> int:
+    """``strided predict RUN_DIR IMAGE...`` (or ``--pretrained``): the top classes per image."""
+    from ..train import predict
+
+    if args.pretrained is not None:
+        return predict_pretrained(args)
+    if args.model is not None:
+        raise CLIError(f"--model {args.model} needs --pretrained (weights of a trained run come with RUN_DIR: "
+                       f"`strided predict RUN_DIR IMAGE...`)")
+    if len(args.paths) < 2:
+        raise CLIError("predict needs RUN_DIR and at least one IMAGE (or --pretrained and images)")
+    run_dir, image_paths = args.paths[0], args.paths[1:]
+    top = 3 if args.top is None else args.top
+    if top < 1:
+        raise CLIError(f"--top must be >= 1, received {top}")
+    _, config, model = load_run(run_dir, args.checkpoint)
+    shape = tuple(config["image_shape"])
+    images = np.stack([read_image_for_model(p, shape) for p in image_paths])
+    probs = predict(model, images)
+    classes = config["classes"]
+    for path, p in zip(image_paths, probs):
+        order = np.argsort(-p)[:min(top, len(classes))]
+        print(f"{path}: " + ", ".join(f"{classes[i]} {p[i]:.1%}" for i in order))
+    return EXIT_OK
