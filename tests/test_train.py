@@ -357,3 +357,28 @@ def test_epoch_lines_without_a_progress_bar(capsys):
     assert "epoch 1/1:" in capsys.readouterr().out
     Trainer(model, optim.SGD(model.parameters(), 0.01), progress=False).fit(TinyLoader(x, y), 1)
     assert capsys.readouterr().out == ""
+
+
+def test_a_second_ctrl_c_while_the_loader_shuts_down_is_an_ordinary_keyboard_interrupt(capsys):
+    """The loader's generator is closed by the loop, not by the garbage collector, so a KeyboardInterrupt
+    raised while it stops (prefetch thread joining) propagates instead of printing "Exception ignored"."""
+    x, y = blobs(64)
+    model = make_model()
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.01), progress=False)
+
+    class Loader:
+        def __len__(self):
+            return 4
+
+        def __iter__(self):
+            try:
+                for b in range(4):
+                    if b == 1:
+                        trainer.request_stop()          # first Ctrl-C
+                    yield x[16 * b:16 * (b + 1)], y[16 * b:16 * (b + 1)]
+            except GeneratorExit:
+                raise KeyboardInterrupt from None       # second Ctrl-C while shutting down
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(Loader(), 1)
+    assert "Exception ignored" not in capsys.readouterr().err

@@ -558,8 +558,9 @@ class Trainer:
             bar = tqdm(total=total, initial=skip, desc=f"epoch {self.epoch + 1}/{epochs}", unit="batch",
                        leave=False, dynamic_ncols=True, mininterval=0.5, disable=None)
         start, seconds_before = time.perf_counter(), sums["seconds"]
+        batches = iter(loader)
         try:
-            for i, batch in enumerate(loader):
+            for i, batch in enumerate(batches):
                 if i < skip:
                     continue
                 inputs, targets = self.unpack(batch)
@@ -593,6 +594,11 @@ class Trainer:
                 if self._interrupt:
                     return None
         finally:
+            # close the loader's generator here, not in the garbage collector: a second Ctrl-C while its
+            # prefetch thread stops is then an ordinary KeyboardInterrupt, not "Exception ignored in ..."
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
             if bar is not None:
                 bar.close()
         seen = sums["seen"]
