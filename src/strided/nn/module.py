@@ -147,15 +147,17 @@ class Module:
         depth = getattr(_calls, "depth", 0)
         _calls.depth = depth + 1
         try:
-            for hook in list(self._forward_pre_hooks.values()):
-                changed = hook(self, args)
-                if changed is not None:
-                    args = changed if isinstance(changed, tuple) else (changed,)
+            if self._forward_pre_hooks:
+                for hook in list(self._forward_pre_hooks.values()):   # a copy: a hook may remove itself
+                    changed = hook(self, args)
+                    if changed is not None:
+                        args = changed if isinstance(changed, tuple) else (changed,)
             output = self.forward(*args, **kwargs)
-            for hook in list(self._forward_hooks.values()):
-                changed = hook(self, args, output)
-                if changed is not None:
-                    output = changed
+            if self._forward_hooks:
+                for hook in list(self._forward_hooks.values()):
+                    changed = hook(self, args, output)
+                    if changed is not None:
+                        output = changed
             return output
         except StopForward as stop:
             if depth:                # an inner call: the outermost one ends the pass
