@@ -151,7 +151,7 @@ def test_an_exception_in_a_hooked_forward_removes_nothing():
     assert handle.active
     assert [len(m._forward_hooks) for m in model.modules()] == [0, 1, 0]
     assert [len(m._forward_pre_hooks) for m in model.modules()] == [0, 0, 0]
-    # the call depth was reset: StopForward still ends the next pass at the outermost call
+    # after the exception StopForward still ends the next pass at the outermost call
     with nn.capture_outputs(model, ["0"], stop=True) as taps:
         assert model(sd.tensor(np.ones(2, np.float32))) is None
     assert taps.stopped and "0" in taps

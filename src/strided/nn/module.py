@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import threading
+import sys
 from collections import OrderedDict
 
 import numpy as np
@@ -50,7 +50,17 @@ from ..tensor import Tensor, no_grad
 __all__ = ["Parameter", "Module", "HookHandle", "StopForward", "capture_outputs", "CapturedOutputs"]
 
 _hook_ids = itertools.count()
-_calls = threading.local()      # .depth: module calls in progress on this thread
+
+
+def _inside_another_module_call() -> bool:
+    """True when the ``Module.__call__`` that asks runs inside another one (frames of this thread; only
+    looked at when a hook stops a pass, so an ordinary call pays nothing for it)."""
+    frame = sys._getframe(2)            # 0: this function, 1: the asking __call__, 2: its caller
+    while frame is not None:
+        if frame.f_code is Module.__call__.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class StopForward(Exception):
@@ -144,8 +154,6 @@ class Module:
 
     def __call__(self, *args, **kwargs):
         """Pre-hooks, ``forward``, hooks (see the module docstring)."""
-        depth = getattr(_calls, "depth", 0)
-        _calls.depth = depth + 1
         try:
             if self._forward_pre_hooks:
                 for hook in list(self._forward_pre_hooks.values()):   # a copy: a hook may remove itself
@@ -160,11 +168,9 @@ class Module:
                         output = changed
             return output
         except StopForward as stop:
-            if depth:                # an inner call: the outermost one ends the pass
+            if _inside_another_module_call():      # the outermost call ends the pass
                 raise
             return stop.value
-        finally:
-            _calls.depth = depth
 
     # ----- hooks
     def register_forward_pre_hook(self, fn) -> HookHandle:
