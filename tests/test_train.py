@@ -7,7 +7,7 @@ import pytest
 import strided as sd
 from strided import nn, optim
 from strided.checkpoint import CheckpointError, load_checkpoint, load_weights, save_weights
-from strided.data import ArrayDataset, DataLoader
+from strided.data import DataLoader
 from strided.data.loader import default_collate
 from strided.train import (Accuracy, EarlyStopping, Metric, Monitor, Trainer, TrainingDiverged, confusion_matrix,
                            evaluate, predict, validate)

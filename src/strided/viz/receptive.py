@@ -21,8 +21,8 @@ LeNet-5's second convolution (28x28 input: conv 5 pad 2, max pool 2, conv 5):
 size 5 -> 6 -> 14, jump 1 -> 2 -> 2, start -2: a 14x14 field.
 
 **How the layers are found.** :func:`receptive_field` runs the model once on
-zeros (graph recording on) and records, for every leaf module call, which
-tensor went in and which came out.  Walking back from the layer's output:
+zeros (graph recording on) and records, with forward hooks, which tensor went
+into every leaf module call and which came out.  Walking back from the layer's output:
 
 * a tensor made by a ``Conv2d`` / ``DepthwiseConv2d`` or a pooling module
   (``MaxPool2d``, ``AvgPool2d``, any ``*Pool*`` module with ``kernel_size``,
