@@ -118,12 +118,13 @@ def split_base_head(model) -> Split:
     (names keep their ``net.`` prefix); the adapter is not part of the base.
     """
     prefix = ""
-    if "net" in model._modules and "adapt" in model._modules:
+    if {"net", "adapt"} <= {name for name, _ in model.named_children()}:
         model, prefix = model.net, "net."
-    children = list(model._modules.items())
+    children = model.named_children()
+    by_name = dict(children)
     if not children:
         raise ValueError(f"{type(model).__name__} has no sub-modules to split into base and head")
-    head_name = next((n for n in HEAD_NAMES if n in model._modules), None)
+    head_name = next((n for n in HEAD_NAMES if n in by_name), None)
     if head_name is None:
         if not isinstance(model, nn.Sequential):
             raise ValueError(f"cannot find the head of {type(model).__name__}: expected an attribute named one of "
@@ -136,10 +137,10 @@ def split_base_head(model) -> Split:
     blocks = []
     for name, module in base_children.items():
         if name == "features" and isinstance(module, nn.Sequential):
-            blocks += [(f"{prefix}features.{i}", m) for i, m in module._modules.items()]
+            blocks += [(f"{prefix}features.{i}", m) for i, m in module.named_children()]
         else:
             blocks.append((f"{prefix}{name}", module))
-    return Split(_Pooled(base_children), model._modules[head_name], prefix + head_name, blocks)
+    return Split(_Pooled(base_children), by_name[head_name], prefix + head_name, blocks)
 
 
 def _param_prefixes(model, names):

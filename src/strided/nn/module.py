@@ -203,6 +203,14 @@ class Module:
     def children(self):
         return list(self._modules.values())
 
+    def named_children(self):
+        """``(name, module)`` of the direct sub-modules, in registration order."""
+        return list(self._modules.items())
+
+    def own_parameters(self) -> list:
+        """The parameters registered on this module itself (not its children's)."""
+        return [p for p in self._parameters.values() if p is not None]
+
     def named_parameters(self, prefix: str = ""):
         for module_name, module in self.named_modules(prefix):
             for name, p in module._parameters.items():

@@ -25,7 +25,7 @@ def _shape(value):
 
 
 def summarize(model, input_shape=None) -> str:
-    leaves = [(name, m) for name, m in model.named_modules() if not m._modules and name]
+    leaves = [(name, m) for name, m in model.named_modules() if not m.children() and name]
     if not leaves:
         leaves = [("", model)]
     shapes = {}
@@ -35,7 +35,7 @@ def summarize(model, input_shape=None) -> str:
             shapes = {name: _shape(out) for name, out in outputs.items()}
     rows = [("Layer", "Type", "Output shape", "Params")]
     for name, module in leaves:
-        count = sum(p.data.size for p in module._parameters.values() if p is not None)
+        count = sum(p.data.size for p in module.own_parameters())
         shape = shapes.get(name, "-" if input_shape is not None else "")
         rows.append((name or type(model).__name__, type(module).__name__, str(shape), f"{count:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

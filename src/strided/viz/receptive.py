@@ -208,7 +208,7 @@ def _trace(model, targets: dict, input_shape, stop_after_all: bool):
     """
     x = Tensor(np.zeros((1,) + input_shape, dtype=np.float32), requires_grad=True)
     produced = {}
-    leaves = [(n, m) for n, m in model.named_modules() if n and not m._modules]
+    leaves = [(n, m) for n, m in model.named_modules() if n and not m.children()]
 
     def recorder(name):
         def record(module, inputs, out):
@@ -298,7 +298,7 @@ def _static_field(model, layer, input_shape, reason) -> ReceptiveField:
         if reached and not inside:
             break
         reached = reached or inside
-        if name and not module._modules and (is_conv2d(module) or _is_pool(module)):
+        if name and not module.children() and (is_conv2d(module) or _is_pool(module)):
             kernel, stride, dilation, padding = _window(module)
             pads = resolve_padding(padding if padding is not None else 0, hw, kernel, stride, dilation)
             rf = rf.then(kernel, stride, pads, dilation)
