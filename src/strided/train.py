@@ -498,7 +498,7 @@ class Trainer:
             raise ValueError(f"monitor {monitor!r} names no logged value; this run logs "
                              f"{self.log_names(val_loader is not None)}")
         previous = self._install_interrupt_handler()
-        self._interrupt, self.stop = False, False
+        self._interrupt, self.stop, self.diverged = False, False, None
         try:
             while self.epoch < epochs and not self.stop:
                 logs = self._train_epoch(train_loader, epochs)
