@@ -544,7 +544,7 @@ class Trainer:
                     metric.load_state_dict(partial["metrics"][name])
 
     def _train_epoch(self, loader, epochs) -> dict | None:
-        model, optimizer, sums = self.model, self.optimizer, None
+        model, optimizer = self.model, self.optimizer
         model.train()
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(self.epoch)
