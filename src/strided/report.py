@@ -12,18 +12,35 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["plot_curves", "plot_confusion", "plot_predictions"]
+from .fileio import atomic_write
+
+__all__ = ["plot_curves", "plot_confusion", "plot_predictions", "pyplot", "save_figure"]
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (files only, no window)."""
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return plt
 
 
+def save_figure(fig, path, dpi: int = 100) -> Path:
+    """Write ``fig`` to ``path`` atomically (:func:`strided.fileio.atomic_write`) and close it.
+
+    The format comes from the suffix (``.png``, ``.pdf``, ``.svg``, ...); PNG when there is none.
+    """
+    path = Path(path)
+    fmt = path.suffix[1:].lower() or "png"
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt))
+    finally:
+        pyplot().close(fig)
+    return path
+
+
 def plot_curves(history: list, path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, title in ((axes[0], "loss", "loss"), (axes[1], "accuracy", "accuracy")):
@@ -35,14 +52,11 @@ def plot_curves(history: list, path) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_confusion(cm: np.ndarray, classes: list, path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     k = len(cm)
     fig, ax = plt.subplots(figsize=(1.0 + 0.6 * k, 0.8 + 0.6 * k))
     ax.imshow(cm, cmap="Blues")
@@ -58,15 +72,12 @@ def plot_confusion(cm: np.ndarray, classes: list, path) -> Path:
     accuracy = np.trace(cm) / max(cm.sum(), 1)
     ax.set_title(f"confusion matrix (accuracy {accuracy:.2%})")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_predictions(images: np.ndarray, labels, probabilities: np.ndarray, classes: list, path,
                      columns: int = 8) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     n = len(images)
     rows = max(1, -(-n // columns))
     fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
@@ -82,7 +93,4 @@ def plot_predictions(images: np.ndarray, labels, probabilities: np.ndarray, clas
             title += f"\n(true: {classes[int(labels[i])]})"
         ax.set_title(title, fontsize=7, color="black" if ok else "red")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

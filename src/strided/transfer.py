@@ -6,7 +6,7 @@ The recipe (Keras' "transfer learning & fine-tuning" guide, on this engine)::
     split = split_base_head(model)            # base: features + pooling; head: dropout + Linear(1280, K)
     freeze_base(model)                         # base weights frozen, its BatchNorms use running stats
     feats, labels = extract_features(split.base, train_set, input_size=128, cache_path="cache/")
-    head, history = train_head(feats, labels, K)   # seconds: a Linear layer on 1280-D vectors
+    head, history = train_head(feats, labels, K)   # seconds: a Linear layer on 1280-D vectors (a Trainer run)
     set_head(model, head)                       # the trained Linear goes into the model's classifier
     fine_tune(model, top_n=2, train_loader=..., epochs=2, lr=1e-4)   # optional: top 2 blocks unfrozen
 
@@ -50,6 +50,13 @@ once (eval mode, no graph) and stored as ``.npz`` keyed by a SHA-256 of the
 base's weights, the data set's name, its images and labels, their shape and the
 input size.  A later call with the same key loads the file without running the
 model.
+
+**The head on cached features, inside a run** (:func:`fit_head_on_features`).
+The head phase of ``strided train --freeze base --cache-features``: features of
+the training and validation sets are computed once (or loaded from the cache),
+and the model's own head trains on them with :class:`strided.train.Trainer`,
+whose checkpoints hold the *whole* model (``checkpoint_model``), so the run
+directory is the same as after ordinary training and ``--resume`` works.
 """
 from __future__ import annotations
 
@@ -63,11 +70,13 @@ import numpy as np
 
 from . import functional as F
 from . import nn
+from .data.image import to_float, to_uint8
+from .fileio import atomic_write
 from .tensor import Tensor, no_grad
 
 __all__ = ["Split", "split_base_head", "freeze_base", "unfreeze_top", "resize_for", "normalize_input",
            "InputAdapter", "with_input_adapter", "extract_features", "feature_cache_key", "weights_digest",
-           "train_head", "set_head", "fine_tune", "DEFAULT_INPUT_SIZE"]
+           "train_head", "set_head", "fine_tune", "FeatureSet", "fit_head_on_features", "DEFAULT_INPUT_SIZE"]
 
 DEFAULT_INPUT_SIZE = 128
 HEAD_NAMES = ("classifier", "fc", "head")
@@ -109,12 +118,13 @@ def split_base_head(model) -> Split:
     (names keep their ``net.`` prefix); the adapter is not part of the base.
     """
     prefix = ""
-    if "net" in model._modules and "adapt" in model._modules:
+    if {"net", "adapt"} <= {name for name, _ in model.named_children()}:
         model, prefix = model.net, "net."
-    children = list(model._modules.items())
+    children = model.named_children()
+    by_name = dict(children)
     if not children:
         raise ValueError(f"{type(model).__name__} has no sub-modules to split into base and head")
-    head_name = next((n for n in HEAD_NAMES if n in model._modules), None)
+    head_name = next((n for n in HEAD_NAMES if n in by_name), None)
     if head_name is None:
         if not isinstance(model, nn.Sequential):
             raise ValueError(f"cannot find the head of {type(model).__name__}: expected an attribute named one of "
@@ -127,10 +137,10 @@ def split_base_head(model) -> Split:
     blocks = []
     for name, module in base_children.items():
         if name == "features" and isinstance(module, nn.Sequential):
-            blocks += [(f"{prefix}features.{i}", m) for i, m in module._modules.items()]
+            blocks += [(f"{prefix}features.{i}", m) for i, m in module.named_children()]
         else:
             blocks.append((f"{prefix}{name}", module))
-    return Split(_Pooled(base_children), model._modules[head_name], prefix + head_name, blocks)
+    return Split(_Pooled(base_children), by_name[head_name], prefix + head_name, blocks)
 
 
 def _param_prefixes(model, names):
@@ -189,8 +199,7 @@ def resize_for(model_input, images) -> np.ndarray:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3):
         raise ValueError(f"resize_for expects images (N, H, W, 1|3), received shape {images.shape}")
-    if images.dtype != np.uint8:
-        images = np.clip(np.rint(images.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    images = to_uint8(images)
     out = np.empty((len(images), H, W, images.shape[-1]), np.uint8)
     for i, image in enumerate(images):
         if image.shape[:2] == (H, W):
@@ -203,7 +212,7 @@ def resize_for(model_input, images) -> np.ndarray:
         out = np.repeat(out, 3, axis=-1)
     elif out.shape[-1] == 3 and C == 1:
         out = np.rint(out.mean(axis=-1, keepdims=True)).astype(np.uint8)
-    return out.astype(np.float32) * np.float32(1 / 255)
+    return to_float(out)
 
 
 def normalize_input(x: np.ndarray) -> np.ndarray:
@@ -287,81 +296,136 @@ def extract_features(base, dataset, batch_size: int = 32, cache_path=None, input
             with np.load(path) as cached:
                 if str(cached["key"]) == key:
                     return cached["features"], cached["labels"]
-    mode = base.training
-    base.eval()
     out, start = [], time.perf_counter()
-    try:
-        with no_grad():
-            for i, (x, _) in enumerate(DataLoader(dataset, batch_size=batch_size, prefetch=0)):
-                if input_size is not None:
-                    x = normalize_input(resize_for(input_size, x))
-                y = base(Tensor(x)).data
-                if y.ndim == 4:
-                    y = y.mean(axis=(1, 2))
-                out.append(y.reshape(len(y), -1).astype(np.float32, copy=False))
-                if progress:
-                    done = min((i + 1) * batch_size, len(dataset))
-                    print(f"\rfeatures: {done}/{len(dataset)} images "
-                          f"({done / max(time.perf_counter() - start, 1e-9):.0f} img/s)", end="", flush=True)
-    finally:
-        base.train(mode)
+    with base.evaluating(), no_grad():
+        for i, (x, _) in enumerate(DataLoader(dataset, batch_size=batch_size, prefetch=0)):
+            if input_size is not None:
+                x = normalize_input(resize_for(input_size, x))
+            y = base(Tensor(x)).data
+            if y.ndim == 4:
+                y = y.mean(axis=(1, 2))
+            out.append(y.reshape(len(y), -1).astype(np.float32, copy=False))
+            if progress:
+                done = min((i + 1) * batch_size, len(dataset))
+                print(f"\rfeatures: {done}/{len(dataset)} images "
+                      f"({done / max(time.perf_counter() - start, 1e-9):.0f} img/s)", end="", flush=True)
     if progress:
         print()
     features = np.concatenate(out) if out else np.zeros((0, 0), np.float32)
     labels = np.asarray(dataset.labels, np.int64)
     if key is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, features=features, labels=labels, key=np.array(key), input_size=np.array(input_size or 0),
-                 dataset=np.array(str(getattr(dataset, "name", ""))))
-        tmp.replace(path)
+        def write(tmp):
+            with open(tmp, "wb") as f:      # a file object: np.savez would add ".npz" to a name
+                np.savez(f, features=features, labels=labels, key=np.array(key),
+                         input_size=np.array(input_size or 0), dataset=np.array(str(getattr(dataset, "name", ""))))
+        atomic_write(path, write)
     return features, labels
 
 
 # --------------------------------------------------------------------------- head
+class FeatureSet:
+    """Feature vectors and their labels as a data set for :class:`strided.data.DataLoader`:
+    batches ``(features (B, D) float32, labels (B,) int64)``."""
+
+    def __init__(self, features, labels, classes=None, name: str = "features"):
+        self.features = np.asarray(features, np.float32)
+        self.labels = np.asarray(labels, np.int64)
+        if self.features.ndim != 2 or len(self.features) != len(self.labels):
+            raise ValueError(f"{name}: expected features (N, D) and labels (N,), received {self.features.shape} "
+                             f"and {self.labels.shape}")
+        self.classes = list(classes) if classes is not None else [str(i) for i in range(int(self.labels.max(
+            initial=-1)) + 1)]
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return self.features[index], int(self.labels[index])
+
+    def get_batch(self, indices):
+        indices = np.asarray(indices, dtype=np.intp)
+        return self.features[indices], self.labels[indices]
+
+
 def train_head(features, labels, num_classes: int, epochs: int = 30, lr: float = 3e-3, batch_size: int = 64,
                weight_decay: float = 1e-4, val=None, seed: int = 0, head=None) -> tuple:
     """Train a new ``nn.Linear(D, num_classes)`` (or ``head``, any module on ``(N, D)``) on cached features
     with Adam and cross-entropy; returns ``(head, history)`` with one ``{epoch, loss, accuracy[, val_...]}``
-    per epoch.  ``val``: ``(features, labels)`` scored after every epoch.  Fast: no image is touched."""
-    from . import optim
+    per epoch.  ``val``: ``(features, labels)`` scored after every epoch.  Fast: no image is touched.
 
-    features = np.asarray(features, np.float32)
-    labels = np.asarray(labels, np.int64)
-    if features.ndim != 2 or len(features) != len(labels):
-        raise ValueError(f"train_head expects features (N, D) and labels (N,), received {features.shape} and "
-                         f"{labels.shape}")
+    A :class:`strided.train.Trainer` run (no run directory) over a :class:`FeatureSet`, shuffled per epoch
+    from ``seed``; the new Linear's weights are drawn from ``seed`` too (independent of the global generator).
+    """
+    from . import optim
+    from .data import DataLoader
+    from .train import Trainer
+
+    train_set = FeatureSet(features, labels, name="train_head")
     rng = np.random.default_rng(seed)
     if head is None:
-        head = nn.Linear(features.shape[1], num_classes)
-        # small random init from the seed (independent of the global generator)
+        head = nn.Linear(train_set.features.shape[1], num_classes)
         head.weight.data[...] = rng.normal(0, 0.01, head.weight.shape).astype(np.float32)
         head.bias.data[...] = 0
     opt = optim.Adam(head.parameters(trainable_only=True), lr, weight_decay=weight_decay)
-    history = []
-    for epoch in range(epochs):
-        head.train()
-        order = rng.permutation(len(features))
-        loss_sum, correct = 0.0, 0
-        for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            logits = head(Tensor(features[idx]))
-            loss = F.cross_entropy(logits, labels[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            loss_sum += float(loss.item()) * len(idx)
-            correct += int((logits.data.argmax(1) == labels[idx]).sum())
-        logs = {"epoch": epoch + 1, "loss": loss_sum / len(order), "accuracy": correct / len(order)}
-        if val is not None:
-            head.eval()
-            with no_grad():
-                vlogits = head(Tensor(np.asarray(val[0], np.float32)))
-                logs["val_loss"] = float(F.cross_entropy(vlogits, np.asarray(val[1])).item())
-                logs["val_accuracy"] = float((vlogits.data.argmax(1) == np.asarray(val[1])).mean())
-        history.append(logs)
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=seed, prefetch=0)
+    val_loader = None
+    if val is not None:
+        val_loader = DataLoader(FeatureSet(val[0], val[1], name="train_head:val"), batch_size=1024, prefetch=0)
+    trainer = Trainer(head, opt, progress=False, verbose=False)
+    history = trainer.fit(loader, epochs, val_loader)
     head.eval()
     return head, history
+
+
+def fit_head_on_features(model, fit_set, epochs: int, val_set=None, *, input_size=None, cache_path=None,
+                         batch_size: int = 64, seed: int = 0, optimizer=None, run_dir=None, config=None,
+                         callbacks=(), monitor=None, progress: bool = False, verbose: bool | None = None,
+                         feature_batch_size: int = 32, resume_from=None):
+    """Train ``model``'s head on the pooled features of its frozen base; returns the
+    :class:`strided.train.Trainer` that ran (``history``, ``epoch``, ``best_score``, ``stop``, ``stop_reason``).
+
+    ``fit_set`` / ``val_set``: data sets of images (``images``, ``labels``, ``name``; ``val_set`` may be None or
+    empty).  Their features come from :func:`extract_features` with ``input_size`` and ``cache_path`` (computed
+    once, then loaded; keyed by the base's weights).  The head (``split_base_head(model).head``) then trains for
+    ``epochs`` epochs on ``DataLoader(features, batch_size, shuffle=True, seed=seed)``.
+    ``optimizer``: None (Adam, lr 1e-3, on the head's trainable weights) or ``optimizer(head,
+    batches_per_epoch)`` returning an optimizer or ``(optimizer, schedule, schedule_per)``.
+    ``run_dir``, ``config``, ``callbacks``, ``monitor``, ``progress``, ``verbose``: as for the Trainer, whose
+    checkpoints hold the whole ``model`` (the head shares its parameters), so they load like any run's.
+    ``resume_from``: a checkpoint of an interrupted head phase to continue.
+    """
+    from . import optim
+    from .data import DataLoader
+    from .train import Trainer
+
+    split = split_base_head(model)
+    weights_id = weights_digest(split.base)
+
+    def features(dataset, tag):
+        feats, labels = extract_features(split.base, dataset, batch_size=feature_batch_size, cache_path=cache_path,
+                                         input_size=input_size, weights_id=weights_id, progress=progress)
+        return FeatureSet(feats, labels, getattr(dataset, "classes", None),
+                          f"{getattr(dataset, 'name', 'data')}:{tag}-features")
+
+    loader = DataLoader(features(fit_set, "fit"), batch_size=batch_size, shuffle=True, seed=seed, prefetch=0)
+    val_loader = None
+    if val_set is not None and len(val_set):
+        val_loader = DataLoader(features(val_set, "val"), batch_size=256, prefetch=0)
+    head = split.head
+    schedule, schedule_per = None, "epoch"
+    if optimizer is None:
+        opt = optim.Adam(head.parameters(trainable_only=True), 1e-3)
+    else:
+        made = optimizer(head, len(loader))
+        opt, schedule, schedule_per = made if isinstance(made, tuple) else (made, None, "epoch")
+    trainer = Trainer(head, opt, run_dir=run_dir, schedule=schedule, schedule_per=schedule_per,
+                      callbacks=list(callbacks), config=config, progress=progress, verbose=verbose,
+                      monitor=monitor, checkpoint_model=model)
+    if resume_from is not None:
+        trainer.resume(resume_from)
+    trainer.fit(loader, epochs, val_loader)
+    return trainer
 
 
 def _last_linear(module):

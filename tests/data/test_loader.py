@@ -257,3 +257,67 @@ def test_repr_shows_the_settings():
                            transform=augment.HorizontalFlip()))
     assert text == ("DataLoader(dataset='dataset', batch_size=8, shuffle=True, seed=2, "
                     "transform=HorizontalFlip(p=0.5), epoch=0)")
+
+
+# --------------------------------------------------------------------------- collate_fn
+class _Boxes(Dataset):
+    """Detection-like items: (image uint8 (4, 4, 3), boxes (K_i, 4) float) with K_i = i % 3."""
+    classes = ["thing"]
+
+    def __len__(self):
+        return 7
+
+    def __getitem__(self, i):
+        image = np.full((4, 4, 3), 10 * i, np.uint8)
+        boxes = np.array([[i, i, i + 1 + k, i + 2 + k] for k in range(i % 3)], np.float32).reshape(-1, 4)
+        return image, boxes
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_collate_fn_builds_structured_batches(prefetch):
+    from strided.data.loader import default_collate
+    loader = DataLoader(_Boxes(), batch_size=3, collate_fn=default_collate, prefetch=prefetch)
+    batches = list(loader)
+    assert len(batches) == len(loader) == 3
+    images, boxes = batches[1]                     # items 3, 4, 5
+    assert images.dtype == np.float32 and images.shape == (3, 4, 4, 3)
+    np.testing.assert_allclose(images[:, 0, 0, 0], np.array([30, 40, 50]) / 255, rtol=1e-6)
+    assert isinstance(boxes, list) and [b.shape for b in boxes] == [(0, 4), (1, 4), (2, 4)]
+    np.testing.assert_array_equal(boxes[2], _Boxes()[5][1])
+
+
+def test_default_collate_matches_get_batch_for_image_label_items():
+    from strided.data.loader import default_collate
+    ds = _dataset(n=9)
+    plain = list(DataLoader(ds, batch_size=4, shuffle=True, seed=3, prefetch=0))
+    collated = list(DataLoader(ds, batch_size=4, shuffle=True, seed=3, prefetch=0, collate_fn=default_collate))
+    for (x1, y1), (x2, y2) in zip(plain, collated):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
+        assert y2.dtype == np.int64
+    triplets = default_collate([(np.zeros((2, 2, 1), np.uint8), np.ones((2, 2, 1), np.uint8), 1)] * 3)
+    assert [np.shape(f) for f in triplets] == [(3, 2, 2, 1), (3, 2, 2, 1), (3,)]
+    with pytest.raises(ValueError, match="empty"):
+        default_collate([])
+    with pytest.raises(ValueError, match="2 fields"):
+        default_collate([(1, 2), (1, 2, 3)])
+
+
+def test_collate_fn_transform_gets_the_collated_batch_seeded_per_batch():
+    seen = []
+
+    def transform(batch, rng):
+        seen.append(rng.integers(1 << 30))
+        images, boxes = batch
+        return images[:, ::-1], boxes
+
+    from strided.data.loader import default_collate
+    loader = DataLoader(_Boxes(), batch_size=4, collate_fn=default_collate, transform=transform, seed=5,
+                        prefetch=0)
+    first = [b[0] for b in loader]
+    again = [b[0] for b in loader]
+    assert seen[:2] == seen[2:] and seen[0] != seen[1]
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="collate_fn must be callable"):
+        DataLoader(_Boxes(), collate_fn="stack")

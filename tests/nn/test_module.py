@@ -206,3 +206,11 @@ def test_sequential_repr_nests_children():
                            "    (1): Linear(2, 3)\n"
                            "  )\n"
                            ")")
+
+
+def test_named_children_and_own_parameters():
+    model = nested()
+    assert [n for n, _ in model.named_children()] == ["0", "block", "flat", "head"]
+    assert model.named_children()[1][1] is model["block"]
+    assert model.own_parameters() == [] and model["block"].own_parameters() == []
+    assert model.head.own_parameters() == [model.head.weight, model.head.bias]

@@ -98,3 +98,15 @@ def test_summary_without_input_shape_counts_parameters():
     table = [tuple(re.split(r"\s{2,}", line.strip())) for line in text.splitlines()
              if re.match(r"^\d+\s", line)]
     assert table == [(a, b, d) for a, b, _, d in LENET_ROWS]  # no output-shape column values
+
+
+def test_summary_restores_mixed_modes_and_leaves_no_hooks():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Dropout(0.5), nn.Flatten(), nn.Linear(None, 2))
+    model.train()
+    model[1].eval()
+    before = [m.training for m in model.modules()]
+    text = model.summary((1, 6, 6, 1), print_fn=None)
+    assert ("4", "Linear", "(1, 2)", "66") in rows(text)              # built lazily: 4*4*2 inputs * 2 + 2
+    assert [m.training for m in model.modules()] == before
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    np.testing.assert_array_equal(model[1].running_mean, 0)          # eval mode inside: stats untouched

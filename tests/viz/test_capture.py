@@ -120,3 +120,16 @@ def test_non_spatial_layers_give_vectors(lenet):
     assert feature_maps(lenet, _image(), "classifier.1").shape == (120,)
     with pytest.raises(VizError, match="one image"):
         feature_maps(lenet, _image(shape=(2, 28, 28, 1)), "features.0")
+
+
+def test_capture_uses_hooks_and_leaves_the_users_own_hooks(lenet):
+    seen = []
+    handle = lenet.features[0].register_forward_hook(lambda m, i, out: seen.append(out.shape))
+    maps = feature_maps(lenet, _image(), "features.0")
+    assert seen == [(1, 28, 28, 6)] and maps.shape == (28, 28, 6)
+    assert handle.active
+    assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in lenet.modules()) == 1
+    handle.remove()
+    # a user's hook that replaces the output is seen by the capture, as by any later layer
+    with lenet.features[0].register_forward_hook(lambda m, i, out: out * 0):
+        assert not feature_maps(lenet, _image(), "features.0").any()

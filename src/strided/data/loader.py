@@ -13,6 +13,17 @@ Randomness is a pure function of ``(seed, epoch)``: the order of epoch ``e`` com
 ``default_rng([seed, e, 1, b])`` (its own generator per batch, so the augmentation does
 not depend on the shuffle, on other batches or on the prefetch thread).  So a resumed run (same seed, ``set_epoch(e)``) sees
 exactly the batches it would have seen, with or without prefetching.
+
+**Structured batches** (detection, pairs, triplets).  ``collate_fn(samples) -> batch``
+turns the list of items ``dataset[i]`` of one batch into whatever the training step
+needs; :func:`default_collate` stacks ``(image, label)`` items as above and keeps
+fields of different shapes (boxes per image) as lists::
+
+    loader = DataLoader(detection_set, batch_size=8, collate_fn=default_collate)
+    for images, boxes in loader: ...        # (8, H, W, 3) float32, a list of 8 (K_i, 4) arrays
+
+With a ``collate_fn``, ``transform(batch, rng)`` receives the collated batch (so a
+box-aware augmentation sees the images and their boxes together).
 """
 from __future__ import annotations
 
@@ -22,16 +33,48 @@ import threading
 
 import numpy as np
 
-__all__ = ["DataLoader", "to_float_batch"]
+from .image import to_float
+
+__all__ = ["DataLoader", "default_collate"]
 
 _AUGMENT_STREAM = 1     # tells the augmentation generators apart from the order's
 
+# Kept for callers written before strided.data.image.to_float (the one uint8 -> float conversion).
+to_float_batch = to_float
 
-def to_float_batch(images: np.ndarray) -> np.ndarray:
-    """``uint8`` images -> ``float32`` in [0, 1] (divided by 255); float -> ``float32``."""
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) * np.float32(1.0 / 255.0)
-    return np.asarray(images, dtype=np.float32)
+
+def _stack_field(values: list, as_images: bool):
+    """One field of a batch: ``np.stack`` when every item is an array (or number) of the same shape,
+    else the list itself (e.g. a different number of boxes per image)."""
+    arrays = [np.asarray(v) for v in values]
+    if not arrays or any(a.shape != arrays[0].shape or a.dtype == object for a in arrays):
+        return list(values)
+    stacked = np.stack(arrays)
+    if as_images:
+        return np.ascontiguousarray(to_float(stacked))
+    if stacked.dtype.kind in "iub" and stacked.dtype != np.bool_:
+        return stacked.astype(np.int64, copy=False)
+    return stacked
+
+
+def default_collate(samples: list):
+    """Items ``[(image, label), ...]`` -> ``(images (B, H, W, C) float32, labels (B,) int64)``.
+
+    ``uint8`` images are scaled to [0, 1] (:func:`strided.data.image.to_float`).  Items with more
+    fields, ``(image, target1, target2, ...)``, give one entry per field: stacked when all items have
+    the same shape there (integers as ``int64``), else a list (e.g. ``(K_i, 4)`` boxes per image).
+    Items that are not tuples (a single array each) are stacked as images.
+    """
+    if not samples:
+        raise ValueError("default_collate received an empty list of samples")
+    first = samples[0]
+    if not isinstance(first, (tuple, list)):
+        return _stack_field(samples, as_images=True)
+    width = len(first)
+    if any(not isinstance(s, (tuple, list)) or len(s) != width for s in samples):
+        raise ValueError(f"default_collate: every sample must have {width} fields like the first, received "
+                         f"{[len(s) if isinstance(s, (tuple, list)) else type(s).__name__ for s in samples][:8]}")
+    return tuple(_stack_field([s[k] for s in samples], as_images=(k == 0)) for k in range(width))
 
 
 class _Done:
@@ -52,9 +95,13 @@ class DataLoader:
     transform : ``transform(x, rng) -> x`` applied to each float batch ``x``
         ``(B, H, W, C)`` with a NumPy ``Generator`` (see :mod:`strided.data.augment`).
     prefetch : batches prepared ahead by a background thread (0: no thread).
+    collate_fn : ``collate_fn(samples) -> batch`` builds a batch from the list of items
+        ``dataset[i]`` (see :func:`default_collate`); ``None`` (default) takes
+        ``dataset.get_batch(indices)`` (sliced, fast for in-memory arrays) and gives
+        ``(x, y)`` as below.  With it, ``transform(batch, rng)`` gets the collated batch.
 
     Yields ``x`` ``(B, H, W, C)`` ``float32`` (``uint8`` images scaled to [0, 1], float
-    images as they are) and ``y`` ``(B,)`` ``int64``.  ``len(loader)`` is the number of
+    images as they are) and ``y`` ``(B,)`` ``int64``, or what ``collate_fn`` returns.  ``len(loader)`` is the number of
     batches.  Each pass gives the batches of epoch ``loader.epoch``; call
     :meth:`set_epoch` before each epoch for a new shuffle (the epoch does not advance by
     itself, so iterating twice repeats the same batches).
@@ -62,13 +109,16 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int = 64, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None, transform=None,
-                 prefetch: int = 2):
+                 prefetch: int = 2, collate_fn=None):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, "
                              f"received batch_size={batch_size!r}")
         if int(prefetch) != prefetch or prefetch < 0:
             raise ValueError(f"prefetch must be an integer >= 0, "
                              f"received prefetch={prefetch!r}")
+        if collate_fn is not None and not callable(collate_fn):
+            raise ValueError(f"collate_fn must be callable as collate_fn(samples) -> batch, "
+                             f"received {collate_fn!r}")
         if transform is not None and not callable(transform):
             raise ValueError(f"transform must be callable as transform(x, rng), "
                              f"received {transform!r}")
@@ -81,6 +131,7 @@ class DataLoader:
         self.seed = int(seed) if seed is not None else int(
             np.random.SeedSequence().entropy % (2 ** 63))
         self.transform = transform
+        self.collate_fn = collate_fn
         self.prefetch = int(prefetch)
         self.epoch = 0
 
@@ -112,12 +163,19 @@ class DataLoader:
             return np.arange(n)
         return np.random.default_rng([self.seed, epoch]).permutation(n)
 
+    def _augment_rng(self, epoch: int, batch_index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch, _AUGMENT_STREAM, batch_index])
+
     def _make_batch(self, indices, epoch: int, batch_index: int):
+        if self.collate_fn is not None:
+            batch = self.collate_fn([self.dataset[int(i)] for i in indices])
+            if self.transform is not None:
+                batch = self.transform(batch, self._augment_rng(epoch, batch_index))
+            return batch
         images, labels = self.dataset.get_batch(indices)
-        x = to_float_batch(images)
+        x = to_float(images)
         if self.transform is not None:
-            rng = np.random.default_rng([self.seed, epoch, _AUGMENT_STREAM, batch_index])
-            x = self.transform(x, rng)
+            x = self.transform(x, self._augment_rng(epoch, batch_index))
         return np.ascontiguousarray(x, dtype=np.float32), np.asarray(labels, dtype=np.int64)
 
     def _batches(self, epoch: int):
@@ -181,4 +239,6 @@ class DataLoader:
             parts.append(f"transform={self.transform!r}")
         if self.prefetch != 2:
             parts.append(f"prefetch={self.prefetch}")
+        if self.collate_fn is not None:
+            parts.append(f"collate_fn={getattr(self.collate_fn, '__name__', self.collate_fn)!r}")
         return f"DataLoader({', '.join(parts)}, epoch={self.epoch})"

@@ -8,16 +8,100 @@ by name prefix, ``num_parameters()`` and ``summary()``.
 
 Layers whose input size is not given (``in_channels=None``) create their
 weights lazily, on the first call, from the input's shape (Keras' ``build``).
+
+**Hooks** (as in PyTorch).  ``module(*inputs)`` runs, in order:
+
+1. every forward *pre-hook* ``fn(module, inputs) -> None | new inputs``
+   (``inputs`` is the tuple of positional arguments; a non-tuple return value
+   becomes the one argument),
+2. ``module.forward(*inputs, **kwargs)``,
+3. every forward *hook* ``fn(module, inputs, output) -> None | new output``.
+
+Hooks of one kind run in the order they were registered, each seeing what the
+previous one returned.  ``register_forward_hook`` / ``register_forward_pre_hook``
+return a :class:`HookHandle`: ``handle.remove()`` (or ``with
+model.register_forward_hook(fn): ...``) takes the hook off again.  Hooks stay
+registered when a forward pass raises.
+
+**Stopping a forward pass early.**  A hook that has what it needs may raise
+:class:`StopForward` (``raise StopForward(value)``): nothing after it runs, and
+the *outermost* module call in progress on this thread (the ``model(x)`` that
+started the pass) catches it and returns ``value`` (default ``None``) instead
+of the model's output.  It is the one supported way to skip the rest of a
+network (:func:`capture_outputs` with ``stop=True`` uses it).
+
+``with model.evaluating(): ...`` runs a block in eval mode and gives every
+sub-module its own train/eval flag back afterwards (also after an exception).
+
+:func:`capture_outputs` records what named sub-modules return (feature maps
+for visualisation, style-transfer taps).
 """
 from __future__ import annotations
 
+import contextlib
+import itertools
+import sys
 from collections import OrderedDict
 
 import numpy as np
 
 from ..tensor import Tensor, no_grad
 
-__all__ = ["Parameter", "Module"]
+__all__ = ["Parameter", "Module", "HookHandle", "StopForward", "capture_outputs", "CapturedOutputs"]
+
+_hook_ids = itertools.count()
+
+
+def _inside_another_module_call() -> bool:
+    """True when the ``Module.__call__`` that asks runs inside another one (frames of this thread; only
+    looked at when a hook stops a pass, so an ordinary call pays nothing for it)."""
+    frame = sys._getframe(2)            # 0: this function, 1: the asking __call__, 2: its caller
+    while frame is not None:
+        if frame.f_code is Module.__call__.__code__:
+            return True
+        frame = frame.f_back
+    return False
+
+
+class StopForward(Exception):
+    """Raised by a forward hook or pre-hook to end the forward pass early.
+
+    The outermost module call in progress (the ``model(x)`` that started the
+    pass) catches it and returns ``value`` instead of the model's output; the
+    layers after the hook do not run.
+    """
+
+    def __init__(self, value=None):
+        super().__init__("forward pass stopped early by a hook")
+        self.value = value
+
+
+class HookHandle:
+    """Returned by ``register_forward_hook`` / ``register_forward_pre_hook``.
+
+    ``remove()`` takes the hook off (a second call does nothing); as a context
+    manager the hook is removed when the block ends, also after an exception.
+    """
+
+    def __init__(self, registry: OrderedDict, key: int):
+        self._registry, self.id = registry, key
+
+    def remove(self) -> None:
+        self._registry.pop(self.id, None)
+
+    @property
+    def active(self) -> bool:
+        return self.id in self._registry
+
+    def __enter__(self) -> "HookHandle":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.remove()
+        return False
+
+    def __repr__(self):
+        return f"HookHandle(id={self.id}, {'active' if self.active else 'removed'})"
 
 
 class Parameter(Tensor):
@@ -38,6 +122,8 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     # ----- registration
     def __setattr__(self, name, value):
@@ -67,7 +153,43 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        """Pre-hooks, ``forward``, hooks (see the module docstring)."""
+        try:
+            if self._forward_pre_hooks:
+                for hook in list(self._forward_pre_hooks.values()):   # a copy: a hook may remove itself
+                    changed = hook(self, args)
+                    if changed is not None:
+                        args = changed if isinstance(changed, tuple) else (changed,)
+            output = self.forward(*args, **kwargs)
+            if self._forward_hooks:
+                for hook in list(self._forward_hooks.values()):
+                    changed = hook(self, args, output)
+                    if changed is not None:
+                        output = changed
+            return output
+        except StopForward as stop:
+            if _inside_another_module_call():      # the outermost call ends the pass
+                raise
+            return stop.value
+
+    # ----- hooks
+    def register_forward_pre_hook(self, fn) -> HookHandle:
+        """Call ``fn(module, inputs)`` before every ``forward``; ``inputs`` is the tuple of positional
+        arguments.  A return value other than None replaces them (a non-tuple becomes the one argument)."""
+        if not callable(fn):
+            raise TypeError(f"a forward pre-hook must be callable as fn(module, inputs), received {fn!r}")
+        key = next(_hook_ids)
+        self._forward_pre_hooks[key] = fn
+        return HookHandle(self._forward_pre_hooks, key)
+
+    def register_forward_hook(self, fn) -> HookHandle:
+        """Call ``fn(module, inputs, output)`` after every ``forward``; a return value other than None
+        replaces the output (later hooks and the caller see the replacement)."""
+        if not callable(fn):
+            raise TypeError(f"a forward hook must be callable as fn(module, inputs, output), received {fn!r}")
+        key = next(_hook_ids)
+        self._forward_hooks[key] = fn
+        return HookHandle(self._forward_hooks, key)
 
     # ----- traversal
     def named_modules(self, prefix: str = ""):
@@ -80,6 +202,14 @@ class Module:
 
     def children(self):
         return list(self._modules.values())
+
+    def named_children(self):
+        """``(name, module)`` of the direct sub-modules, in registration order."""
+        return list(self._modules.items())
+
+    def own_parameters(self) -> list:
+        """The parameters registered on this module itself (not its children's)."""
+        return [p for p in self._parameters.values() if p is not None]
 
     def named_parameters(self, prefix: str = ""):
         for module_name, module in self.named_modules(prefix):
@@ -105,6 +235,19 @@ class Module:
     def eval(self) -> "Module":
         """Inference mode (running statistics, dropout off)."""
         return self.train(False)
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        """``with model.evaluating(): ...``: eval mode inside the block; afterwards (also after an
+        exception) every sub-module gets its own train/eval flag back, so a model whose frozen part was in
+        eval mode and the rest in training mode comes back exactly so."""
+        modes = [(m, m.training) for m in self.modules()]
+        self.eval()
+        try:
+            yield self
+        finally:
+            for module, mode in modes:
+                object.__setattr__(module, "training", mode)
 
     def zero_grad(self) -> None:
         for p in self.parameters():
@@ -176,13 +319,8 @@ class Module:
     def build(self, input_shape: tuple, dtype=np.float32) -> "Tensor":
         """Create lazy weights by running a batch of zeros of ``input_shape`` (no graph,
         eval mode so running statistics stay untouched); returns the output."""
-        mode = self.training
-        self.eval()
-        try:
-            with no_grad():
-                return self(Tensor(np.zeros(input_shape, dtype=dtype)))
-        finally:
-            self.train(mode)
+        with self.evaluating(), no_grad():
+            return self(Tensor(np.zeros(input_shape, dtype=dtype)))
 
     def summary(self, input_shape: tuple | None = None, print_fn=print) -> str:
         """Table of every layer's output shape and parameter count, with totals.
@@ -209,3 +347,63 @@ class Module:
                 lines.append(f"  ({name}): {child}")
             return "\n".join(lines) + "\n)"
         return lines[0] + ")"
+
+
+# --------------------------------------------------------------------------- capturing outputs
+class CapturedOutputs(dict):
+    """``name -> output`` of the sub-modules a :func:`capture_outputs` block watches.
+
+    It holds the latest forward pass of the model (each pass starts empty); a
+    module called several times in one pass keeps its first output.
+    ``stopped`` is True when the latest pass ended early (``stop=True``).
+    """
+
+    stopped: bool = False
+
+
+@contextlib.contextmanager
+def capture_outputs(model: Module, names, stop: bool = False):
+    """Record what the sub-modules ``names`` (as in ``model.named_modules()``; ``""`` is the model
+    itself) return while ``model`` runs inside the block.
+
+    >>> with capture_outputs(vgg, ["features.3", "features.8"]) as taps:
+    ...     vgg(image)
+    >>> taps["features.3"]            # the Tensor that layer returned (with its graph, if any)
+
+    ``stop=True`` ends each forward pass as soon as every named module has run
+    (:class:`StopForward`): the layers after them are not computed and
+    ``model(x)`` returns None.  An unknown name raises ``KeyError`` showing
+    valid ones.  The hooks are removed when the block ends, also after an
+    exception; other hooks are left alone.
+    """
+    names = [names] if isinstance(names, str) else list(names)
+    modules = dict(model.named_modules())
+    unknown = [n for n in names if n not in modules]
+    if unknown:
+        some = [n for n in modules if n][:12]
+        raise KeyError(f"capture_outputs: {type(model).__name__} has no sub-module named {unknown[0]!r}; "
+                       f"names look like {some}{' ...' if len(modules) > 13 else ''}")
+    captured = CapturedOutputs()
+    wanted = set(names)
+
+    def start_pass(module, inputs):
+        captured.clear()
+        captured.stopped = False
+
+    def recorder(name):
+        def record(module, inputs, output):
+            if name not in captured:
+                captured[name] = output
+                if stop and wanted.issubset(captured):
+                    captured.stopped = True
+                    raise StopForward(None)
+        return record
+
+    handles = [model.register_forward_pre_hook(start_pass)]
+    try:
+        for name in dict.fromkeys(names):
+            handles.append(modules[name].register_forward_hook(recorder(name)))
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()

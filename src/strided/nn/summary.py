@@ -1,7 +1,8 @@
 """``model.summary(input_shape)``: every layer's output shape and parameter count.
 
 Runs one forward pass on zeros (no graph, eval mode) and records what each
-leaf layer (one without children) returns.  Totals split trainable and
+leaf layer (one without children) returns, with forward hooks
+(:func:`strided.nn.capture_outputs`).  Totals split trainable and
 non-trainable (frozen weights); batch-norm running statistics are buffers, not
 parameters, as in PyTorch.  Keras counts them as non-trainable parameters.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor, no_grad
+from .module import capture_outputs
 
 __all__ = ["summarize"]
 
@@ -23,35 +25,19 @@ def _shape(value):
 
 
 def summarize(model, input_shape=None) -> str:
-    leaves = [(name, m) for name, m in model.named_modules() if not m._modules and name]
+    leaves = [(name, m) for name, m in model.named_modules() if not m.children() and name]
     if not leaves:
-        leaves = [(type(model).__name__, model)]
-    outputs = {}
+        leaves = [("", model)]
+    shapes = {}
     if input_shape is not None:
-        originals = {}
-        for name, module in leaves:
-            originals[name] = module.forward
-
-            def recorder(*args, _name=name, _forward=module.forward, **kw):
-                out = _forward(*args, **kw)
-                outputs.setdefault(_name, _shape(out))
-                return out
-
-            object.__setattr__(module, "forward", recorder)
-        mode = model.training
-        model.eval()
-        try:
-            with no_grad():
-                model(Tensor(np.zeros(tuple(input_shape), dtype=np.float32)))
-        finally:
-            model.train(mode)
-            for name, module in leaves:
-                object.__delattr__(module, "forward")
+        with capture_outputs(model, [name for name, _ in leaves]) as outputs, model.evaluating(), no_grad():
+            model(Tensor(np.zeros(tuple(input_shape), dtype=np.float32)))
+            shapes = {name: _shape(out) for name, out in outputs.items()}
     rows = [("Layer", "Type", "Output shape", "Params")]
     for name, module in leaves:
-        count = sum(p.data.size for p in module._parameters.values() if p is not None)
-        shape = outputs.get(name, "-" if input_shape is not None else "")
-        rows.append((name, type(module).__name__, str(shape), f"{count:,}"))
+        count = sum(p.data.size for p in module.own_parameters())
+        shape = shapes.get(name, "-" if input_shape is not None else "")
+        rows.append((name or type(model).__name__, type(module).__name__, str(shape), f"{count:,}"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     line = "-" * (sum(widths) + 6)
     text = [f"{type(model).__name__}" + (f" (input {tuple(input_shape)})" if input_shape is not None else ""), line]

@@ -1,27 +1,25 @@
 """Finding a layer by name and capturing what it outputs.
 
 A layer is named as in ``model.named_modules()`` (``"features.3"``,
-``"layer2.0.conv1"``).  Its output is captured by temporarily replacing the
-module's ``forward`` with a wrapper (an instance attribute, which
-``Module.__call__`` finds first); the wrapper is removed afterwards, also when
-the forward pass raises.  The pass stops right after the captured layer, so
-nothing after it is computed.
+``"layer2.0.conv1"``).  Its output is captured with a forward hook
+(:func:`strided.nn.capture_outputs`), removed afterwards, also when the
+forward pass raises.  The pass stops right after the captured layer
+(``stop=True``, the hooks' documented way to end a pass), so nothing after it
+is computed; the model runs in ``model.evaluating()``, which gives every
+sub-module its own train/eval flag back.
 
 >>> maps = feature_maps(model, image, "features.0")      # (H, W, C) ndarray
 """
 from __future__ import annotations
 
-import contextlib
-
 import numpy as np
 
+from ..data.image import to_float
 from ..nn.layers import Conv2d, DepthwiseConv2d
+from ..nn.module import capture_outputs
 from ..tensor import Tensor, no_grad
 
-__all__ = ["VizError", "conv_layers", "get_layer", "feature_maps", "layer_output", "as_model_input",
-           "patched_forward", "eval_mode"]
-
-_MISSING = object()
+__all__ = ["VizError", "is_conv2d", "conv_layers", "get_layer", "feature_maps", "layer_output", "as_model_input"]
 
 
 from ..errors import StridedError  # noqa: E402  (the one error family)
@@ -32,9 +30,14 @@ class VizError(StridedError, ValueError):
 
 
 # --------------------------------------------------------------------------- layers by name
+def is_conv2d(module) -> bool:
+    """True for a 2-D convolution layer (``Conv2d``, ``DepthwiseConv2d``)."""
+    return isinstance(module, (Conv2d, DepthwiseConv2d))
+
+
 def conv_layers(model) -> list:
     """Names of the 2-D convolutions (``Conv2d``, ``DepthwiseConv2d``) of ``model``, in order."""
-    return [name for name, m in model.named_modules() if name and isinstance(m, (Conv2d, DepthwiseConv2d))]
+    return [name for name, m in model.named_modules() if name and is_conv2d(m)]
 
 
 def get_layer(model, name: str):
@@ -45,58 +48,6 @@ def get_layer(model, name: str):
         raise VizError(f"unknown layer {name!r}; the conv layers of {type(model).__name__} are: "
                        f"{', '.join(convs) if convs else '(none)'} (`strided viz layers` lists every layer)")
     return modules[name]
-
-
-# --------------------------------------------------------------------------- temporary patches
-class patched_forward:
-    """Context manager that replaces the ``forward`` of some modules and puts the originals back.
-
-    ``patch(module, make)`` installs ``make(current_forward)`` as the module's
-    ``forward``; a module may be patched twice (wrappers stack).  On exit, also
-    after an exception, every module gets back exactly what it had before
-    (usually no instance attribute at all, so the class method is used again).
-    """
-
-    def __init__(self):
-        self._saved = []   # (module, instance forward or _MISSING), first patch of each module only
-        self._seen = set()
-
-    def patch(self, module, make):
-        if id(module) not in self._seen:
-            self._seen.add(id(module))
-            self._saved.append((module, module.__dict__.get("forward", _MISSING)))
-        object.__setattr__(module, "forward", make(module.forward))
-
-    def restore(self):
-        for module, original in reversed(self._saved):
-            if original is _MISSING:
-                module.__dict__.pop("forward", None)
-            else:
-                object.__setattr__(module, "forward", original)
-        self._saved, self._seen = [], set()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.restore()
-        return False
-
-
-@contextlib.contextmanager
-def eval_mode(model):
-    """Every module in eval mode inside the block; each module's own flag restored afterwards."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
-
-
-class _Captured(Exception):
-    """Raised by the capturing wrapper to stop the forward pass once the layer has run."""
 
 
 # --------------------------------------------------------------------------- inputs
@@ -110,11 +61,9 @@ def as_model_input(images) -> np.ndarray:
         x = x[None]
     if x.ndim != 4:
         raise VizError(f"expected an image (H, W, C) / (H, W) or a batch (N, H, W, C), received shape {x.shape}")
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) * np.float32(1 / 255)
     if x.dtype.kind not in "biuf":
         raise VizError(f"images must hold numbers, received dtype {x.dtype}")
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.ascontiguousarray(to_float(x))
 
 
 # --------------------------------------------------------------------------- capturing
@@ -127,21 +76,9 @@ def layer_output(model, layer: str, images) -> np.ndarray:
     """
     module = get_layer(model, layer)
     x = Tensor(as_model_input(images))
-    store = []
-
-    def make(forward):
-        def capturing_forward(*args, **kwargs):
-            out = forward(*args, **kwargs)
-            store.append(out)
-            raise _Captured
-        return capturing_forward
-
-    with patched_forward() as patches, eval_mode(model), no_grad():
-        patches.patch(module, make)
-        try:
-            model(x)
-        except _Captured:
-            pass
+    with capture_outputs(model, [layer], stop=True) as captured, model.evaluating(), no_grad():
+        model(x)
+    store = list(captured.values())
     if not store:
         raise VizError(f"layer {layer!r} ({type(module).__name__}) is not used by {type(model).__name__}.forward")
     out = store[0]

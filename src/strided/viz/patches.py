@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .capture import VizError, get_layer, layer_output
+from ..data.image import to_float
+from .capture import VizError, conv_layers, get_layer, layer_output
 from .receptive import ReceptiveField, receptive_field
 
 __all__ = ["Patch", "top_patches", "top_patches_for_units", "cut_patch", "dataset_arrays"]
@@ -82,13 +83,6 @@ def dataset_arrays(dataset, max_images: int | None = None) -> tuple:
     return images, labels
 
 
-def _scaled(images: np.ndarray) -> np.ndarray:
-    """As the model sees them: uint8 -> float32 in [0, 1]; floats unchanged."""
-    if images.dtype == np.uint8:
-        return images.astype(np.float32) * np.float32(1 / 255)
-    return images.astype(np.float32, copy=False)
-
-
 def cut_patch(image: np.ndarray, box: tuple, fill: float = 0.0) -> tuple:
     """Pixels of ``image`` ``(H, W, C)`` inside ``box`` ``(top, left, bottom, right)``.
 
@@ -134,9 +128,8 @@ def top_patches_for_units(model, dataset, layer: str, units, k: int = 9, max_ima
     best = {u: (np.zeros(0, np.float64), np.zeros(0, np.int64), np.zeros(0, np.int64)) for u in units}
     out_hw = None
     for start in range(0, len(images), batch_size):
-        acts = layer_output(model, layer, _scaled(images[start:start + batch_size]))
+        acts = layer_output(model, layer, to_float(images[start:start + batch_size]))
         if acts.ndim != 4:
-            from .capture import conv_layers
             raise VizError(f"layer {layer!r} ({type(module).__name__}) outputs shape {acts.shape}, not feature "
                            f"maps (N, H, W, C); top patches need a conv layer: {', '.join(conv_layers(model))}")
         N, OH, OW, C = acts.shape
@@ -168,7 +161,7 @@ def top_patches_for_units(model, dataset, layer: str, units, k: int = 9, max_ima
         for value, index, pos in zip(*best[u]):
             i, j = divmod(int(pos), out_hw[1])
             box = rf.box(i, j)
-            patch, inside = cut_patch(_scaled(images[index]), box)
+            patch, inside = cut_patch(to_float(images[index]), box)
             patches.append(Patch(layer, u, float(value), int(index), (i, j), box, patch, inside,
                                  None if labels is None else int(labels[index])))
         result[u] = patches

@@ -13,22 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..report import _pyplot
-from .capture import VizError, as_model_input, conv_layers, feature_maps, get_layer
-from .receptive import _is_conv2d
+from ..report import pyplot, save_figure
+from .capture import VizError, as_model_input, conv_layers, feature_maps, get_layer, is_conv2d
 
 __all__ = ["plot_filters", "plot_activations", "plot_top_patches", "filter_images", "conv_layer"]
 
 PADDING_COLOUR = (0.62, 0.76, 0.95)   # parts of a receptive field outside the image
-
-
-def _save(fig, plt, path) -> Path:
-    path = Path(path)
-    if path.parent and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, format=None if path.suffix else "png")
-    plt.close(fig)
-    return path
 
 
 def _stretch(a: np.ndarray) -> np.ndarray:
@@ -47,7 +37,7 @@ def conv_layer(model, layer):
             raise VizError(f"{type(model).__name__} has no conv layer")
         layer = convs[0]
     module = get_layer(model, layer)
-    if not _is_conv2d(module):
+    if not is_conv2d(module):
         raise VizError(f"layer {layer!r} is a {type(module).__name__}, not a conv layer; the conv layers are: "
                        f"{', '.join(convs) if convs else '(none)'}")
     if module.weight is None:
@@ -75,7 +65,7 @@ def plot_filters(model, path, layer: str | None = None, max_filters: int = 64, m
     ``max_channels``).  Each filter is scaled to [0, 1] on its own.  At most
     ``max_filters`` filters are drawn.
     """
-    plt = _pyplot()
+    plt = pyplot()
     layer, module = conv_layer(model, layer)
     weight = module.weight.data
     KH, KW, C_in, C_out = weight.shape
@@ -121,7 +111,7 @@ def plot_filters(model, path, layer: str | None = None, max_filters: int = 64, m
         ax.tick_params(length=0)
         fig.suptitle(f"{title}\ngrayscale per input channel, each filter scaled to [0, 1] on its own", fontsize=9)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- activations
@@ -142,7 +132,7 @@ def plot_activations(model, image, layer: str, path, max_maps: int = 64, columns
     the model's input size.  Each map is coloured on its own scale (viridis:
     dark = low, yellow = high); its title gives the channel and its maximum.
     """
-    plt = _pyplot()
+    plt = pyplot()
     module = get_layer(model, layer)
     maps = feature_maps(model, image, layer)
     if maps.ndim != 3:
@@ -167,7 +157,7 @@ def plot_activations(model, image, layer: str, path, max_maps: int = 64, columns
         title += f", first {n} of {C} channels"
     fig.suptitle(title + "\neach map on its own scale (dark low, yellow high)", fontsize=9)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- top patches
@@ -194,7 +184,7 @@ def plot_top_patches(patches, path, classes=None, title: str | None = None, bloc
     its activation, image index and (with ``classes``) the image's class.
     Pixels of a receptive field outside the image are drawn light blue.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if isinstance(patches, dict):
         groups = {int(u): list(p) for u, p in patches.items()}
     else:
@@ -232,4 +222,4 @@ def plot_top_patches(patches, path, classes=None, title: str | None = None, bloc
         title = (f"{first.layer}, {which}: the {k} most activating patches\n"
                  f"receptive field {rh}x{rw}; titles: activation #image")
     fig.suptitle(title, fontsize=9)
-    return _save(fig, plt, path)
+    return save_figure(fig, path)

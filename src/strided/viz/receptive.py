@@ -21,8 +21,8 @@ LeNet-5's second convolution (28x28 input: conv 5 pad 2, max pool 2, conv 5):
 size 5 -> 6 -> 14, jump 1 -> 2 -> 2, start -2: a 14x14 field.
 
 **How the layers are found.** :func:`receptive_field` runs the model once on
-zeros (graph recording on) and records, for every leaf module call, which
-tensor went in and which came out.  Walking back from the layer's output:
+zeros (graph recording on) and records, with forward hooks, which tensor went
+into every leaf module call and which came out.  Walking back from the layer's output:
 
 * a tensor made by a ``Conv2d`` / ``DepthwiseConv2d`` or a pooling module
   (``MaxPool2d``, ``AvgPool2d``, any ``*Pool*`` module with ``kernel_size``,
@@ -55,9 +55,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..functional.utils import get_conv_outsize, pair, resolve_padding
-from ..nn.layers import DepthwiseConv2d, MaxPool2d, _ConvNd
+from ..nn.layers import MaxPool2d
+from ..nn.module import capture_outputs
 from ..tensor import Tensor, enable_grad
-from .capture import VizError, eval_mode, get_layer, patched_forward
+from .capture import VizError, conv_layers, get_layer, is_conv2d
 
 __all__ = ["ReceptiveField", "receptive_field", "receptive_fields"]
 
@@ -127,10 +128,6 @@ def _is_pool(module) -> bool:
     return "Pool" in type(module).__name__ and all(hasattr(module, a) for a in ("kernel_size", "stride", "padding"))
 
 
-def _is_conv2d(module) -> bool:
-    return isinstance(module, _ConvNd) and (module.spatial_dims == 2 or isinstance(module, DepthwiseConv2d))
-
-
 def _window(module):
     """``(kernel, stride, dilation, padding)`` of a conv or pooling module (pairs; padding as given)."""
     kernel = pair(module.kernel_size, "kernel_size")
@@ -190,10 +187,6 @@ def _hw(t) -> tuple:
 
 
 # --------------------------------------------------------------------------- tracing
-class _Stop(Exception):
-    pass
-
-
 def _input_shape(model, input_shape):
     if input_shape is None:
         input_shape = getattr(model, "default_input_size", None)
@@ -214,40 +207,25 @@ def _trace(model, targets: dict, input_shape, stop_after_all: bool):
     module, input, output)`` for every leaf call, and ``name -> output`` of the targets.
     """
     x = Tensor(np.zeros((1,) + input_shape, dtype=np.float32), requires_grad=True)
-    produced, outputs = {}, {}
-    leaves = [(n, m) for n, m in model.named_modules() if n and not m._modules]
+    produced = {}
+    leaves = [(n, m) for n, m in model.named_modules() if n and not m.children()]
 
-    def recorder(name, module):
-        def make(forward):
-            def recording_forward(*args, **kwargs):
-                out = forward(*args, **kwargs)
-                if args and isinstance(args[0], Tensor) and isinstance(out, Tensor) and out is not args[0]:
-                    produced.setdefault(id(out), (name, module, args[0], out))
-                return out
-            return recording_forward
-        return make
+    def recorder(name):
+        def record(module, inputs, out):
+            if inputs and isinstance(inputs[0], Tensor) and isinstance(out, Tensor) and out is not inputs[0]:
+                produced.setdefault(id(out), (name, module, inputs[0], out))
+        return record
 
-    def catcher(name):
-        def make(forward):
-            def catching_forward(*args, **kwargs):
-                out = forward(*args, **kwargs)
-                if name not in outputs:
-                    outputs[name] = out
-                    if stop_after_all and len(outputs) == len(targets):
-                        raise _Stop
-                return out
-            return catching_forward
-        return make
-
-    with patched_forward() as patches, eval_mode(model), enable_grad():
-        for name, module in leaves:
-            patches.patch(module, recorder(name, module))
-        for name, module in targets.items():
-            patches.patch(module, catcher(name))
-        try:
+    handles = [module.register_forward_hook(recorder(name)) for name, module in leaves]
+    try:
+        # the recorders were registered first, so they run before the capturing hooks
+        with capture_outputs(model, list(targets), stop=stop_after_all) as outputs, model.evaluating(), \
+                enable_grad():
             model(x)
-        except _Stop:
-            pass
+            outputs = dict(outputs)
+    finally:
+        for handle in handles:
+            handle.remove()
     return x, produced, outputs
 
 
@@ -256,7 +234,7 @@ def _field_of(tensor, x, produced) -> ReceptiveField | None:
     memo = {id(x): ReceptiveField()}
 
     def known(record):
-        return record is not None and (_is_conv2d(record[1]) or _is_pool(record[1]))
+        return record is not None and (is_conv2d(record[1]) or _is_pool(record[1]))
 
     def deps(node):
         record = produced.get(id(node))
@@ -284,7 +262,7 @@ def _field_of(tensor, x, produced) -> ReceptiveField | None:
             name, module, inp, _ = record
             rf = memo[id(inp)]
             if rf is not None:
-                if _is_conv2d(module) or _is_pool(module):
+                if is_conv2d(module) or _is_pool(module):
                     rf = _apply_known(rf, module, _hw(inp))
                 else:
                     rf = _apply_approx(rf, f"layer {name!r} ({type(module).__name__})", _hw(inp), _hw(node))
@@ -320,7 +298,7 @@ def _static_field(model, layer, input_shape, reason) -> ReceptiveField:
         if reached and not inside:
             break
         reached = reached or inside
-        if name and not module._modules and (_is_conv2d(module) or _is_pool(module)):
+        if name and not module.children() and (is_conv2d(module) or _is_pool(module)):
             kernel, stride, dilation, padding = _window(module)
             pads = resolve_padding(padding if padding is not None else 0, hw, kernel, stride, dilation)
             rf = rf.then(kernel, stride, pads, dilation)
@@ -335,7 +313,6 @@ def receptive_fields(model, layers=None, input_shape=None) -> dict:
 
     Returns ``{name: ReceptiveField}``; see :func:`receptive_field`.
     """
-    from .capture import conv_layers
     input_shape = _input_shape(model, input_shape)
     names = conv_layers(model) if layers is None else list(layers)
     targets = {name: get_layer(model, name) for name in names}
