@@ -15,19 +15,6 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "strided"
 
-# EXCLUSION, TEMPORARY: the CLI is being rewritten as the package strided/cli/ (issue 7, A1).
-# Until that lands these four old files import each other in a circle
-# (cli -> cli_train/data.cli/viz.cli -> cli) and import private names (_read_image, _load_run,
-# _read_for_model, _load_data, _conv_layer); they are left out so the rest of the tree is checked.
-# Listed by path, so the new package strided/cli/ is checked in full.  The lead removes this list
-# after merging the CLI package.
-KNOWN_CLI_FILES = {"strided/cli.py", "strided/cli_train.py", "strided/data/cli.py", "strided/viz/cli.py"}
-
-
-def excluded_modules(modules: dict) -> set:
-    """Module names of the files in KNOWN_CLI_FILES that exist."""
-    return {name for name, (path, _) in modules.items()
-            if path.relative_to(SRC.parent).as_posix() in KNOWN_CLI_FILES}
 
 
 def module_files(root: Path = SRC) -> dict:
@@ -165,26 +152,21 @@ def test_the_checker_sees_a_circle_and_a_private_import(tmp_path):
 
 def test_no_import_circle():
     modules, edges = import_graph()
-    # the known CLI files (see KNOWN_CLI_FILES) are left out of the graph until they are rewritten
-    skip = excluded_modules(modules)
-    pruned = {m: {t: l for t, l in e.items() if t not in skip} for m, e in edges.items() if m not in skip}
-    circles = import_circles(pruned)
-    assert not circles, "\n".join(describe_circle(c, pruned, modules) for c in circles)
+    circles = import_circles(edges)
+    assert not circles, "\n".join(describe_circle(c, edges, modules) for c in circles)
 
 
 def test_no_private_name_imported_from_another_module():
-    skip = excluded_modules(module_files())
-    offending = [text for module, text in private_imports() if module not in skip]
+    offending = [text for module, text in private_imports()]
     assert not offending, "private names imported across modules:\n  " + "\n  ".join(offending)
 
 
 @pytest.mark.parametrize("layer", ["tensor", "functional", "nn", "optim", "data", "models", "io"])
 def test_lower_layers_never_import_applications(layer):
-    applications = ("detect", "face", "style", "transfer", "viz", "cli", "cli_train")
+    applications = ("detect", "face", "style", "transfer", "viz", "cli")
     modules, edges = import_graph()
-    skip = excluded_modules(modules)
     bad = [f"{m} imports {t} ({modules[m][0].relative_to(SRC.parent)}:{line})"
-           for m, targets in edges.items() if m not in skip
-           and (m == f"strided.{layer}" or m.startswith(f"strided.{layer}."))
+           for m, targets in edges.items()
+           if (m == f"strided.{layer}" or m.startswith(f"strided.{layer}."))
            for t, line in targets.items() if t.split(".")[1:2] and t.split(".")[1] in applications]
     assert not bad, "\n".join(bad)

@@ -454,9 +454,6 @@ class Trainer:
         data.update(extra)
         return atomic_write_json(path, json_safe(data))
 
-    # the CLI's cached-feature path called this before transfer.fit_head_on_features existed
-    _write_metrics = write_metrics
-
     # ----- Ctrl-C
     def request_stop(self) -> None:
         """Stop after the current batch and save ``last`` (what the first Ctrl-C does)."""

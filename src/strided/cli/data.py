@@ -182,7 +182,7 @@ def cmd_data_show(args) -> int:
 
     from ..data import augment
     from ..data.folder import MixedImageSizes
-    from ..data.loader import to_float_batch
+    from ..data.image import to_float
     from ..data.sources import load
     from ..errors import StridedError
 
@@ -206,7 +206,7 @@ def cmd_data_show(args) -> int:
     rng = np.random.default_rng(args.seed)
     indices = _pick(dataset.labels, args.n, rng)
     x, y = dataset.get_batch(indices)
-    x = to_float_batch(x)
+    x = to_float(x)
     rows, row_names = [x], ["original"]
     suptitle = f"{dataset.name} ({len(dataset)} images {'x'.join(map(str, dataset.image_shape))})"
     if args.augment:

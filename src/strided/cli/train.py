@@ -338,16 +338,11 @@ def build_optimizer(config, model, steps_per_epoch):
     """``(optimizer, schedule or None, "epoch" | "batch")`` from the run's config."""
     from .. import optim
     params, lr = model.parameters(trainable_only=True), config["lr"]
-    name = config["optimizer"]
-    if name == "adam":
-        opt = optim.Adam(params, lr, weight_decay=config["weight_decay"])
-    elif name == "adamw":
-        opt = optim.AdamW(params, lr, weight_decay=config["weight_decay"] or 0.01)
-    elif name == "sgd":
-        opt = optim.SGD(params, lr, momentum=config["momentum"], nesterov=config["momentum"] > 0,
-                        weight_decay=config["weight_decay"])
-    else:
-        opt = optim.RMSprop(params, lr, momentum=config["momentum"], weight_decay=config["weight_decay"])
+    name, momentum, decay = config["optimizer"], config["momentum"], config["weight_decay"]
+    options = {"adam": dict(weight_decay=decay), "adamw": dict(weight_decay=decay or 0.01),
+               "sgd": dict(momentum=momentum, nesterov=momentum > 0, weight_decay=decay),
+               "rmsprop": dict(momentum=momentum, weight_decay=decay)}[name]
+    opt = optim.create(name, params, lr=lr, **options)
     schedule, per = None, "epoch"
     if config["schedule"] == "step":
         schedule = optim.StepLR(opt, step_size=max(1, config["epochs"] // 3), gamma=0.1)
@@ -356,15 +351,6 @@ def build_optimizer(config, model, steps_per_epoch):
     elif config["schedule"] == "onecycle":
         schedule, per = optim.OneCycleLR(opt, total_steps=config["epochs"] * steps_per_epoch, max_lr=lr), "batch"
     return opt, schedule, per
-
-
-def epoch_printer(epochs: int):
-    """A Trainer callback printing the one line per epoch (the Trainer prints it only with its
-    progress bar on; ``--no-progress`` hides the bar, not the results)."""
-    def print_epoch(trainer, logs):
-        shown = {k: round(v, 4) for k, v in logs.items() if isinstance(v, float)}
-        print(f"epoch {logs['epoch']}/{epochs}: {shown}", flush=True)
-    return print_epoch
 
 
 # --------------------------------------------------------------------------- training
@@ -408,16 +394,14 @@ def make_trainer(s: Session, fine_tuning: bool = False):
     from ..train import Trainer
 
     config = {**s.config, "epochs": s.head_epochs}
-    epochs = s.head_epochs
     if fine_tuning:
         from ..transfer import unfreeze_top
         unfreeze_top(s.model, s.config["fine_tune"])
         config = {**config, "lr": s.config["lr"] / 10, "epochs": s.config["epochs"] - s.head_epochs}
-        epochs = s.config["epochs"]
     optimizer, schedule, per = build_optimizer(config, s.model, len(s.loader))
-    callbacks = list(s.callbacks) + ([] if s.progress else [epoch_printer(epochs)])
     return Trainer(s.model, optimizer, run_dir=s.run.path, schedule=schedule, schedule_per=per,
-                   callbacks=callbacks, config=s.config, progress=s.progress, monitor=s.monitor)
+                   callbacks=list(s.callbacks), config=s.config, progress=s.progress, verbose=True,
+                   monitor=s.monitor)
 
 
 def describe(s: Session) -> str:
@@ -433,13 +417,13 @@ def describe(s: Session) -> str:
             f"{len(s.data.fit):,} images, {val:,} for validation, {len(s.data.test):,} for testing -> {s.run}")
 
 
-def run_phases(s: Session, trainer):
-    """Train the head phase (on cached features with --cache-features), then fine-tune; returns
-    the trainer that ran last."""
+def run_phases(s: Session, trainer, head_resume=None):
+    """Train the head phase (on cached features with --cache-features, continuing from the checkpoint
+    ``head_resume`` if given), then fine-tune; returns the trainer that ran last."""
     c = s.config
     if trainer.epoch < s.head_epochs:
         if c.get("cache_features"):
-            fit_head_on_features(trainer, s)
+            fit_head_on_features(trainer, s, resume_from=head_resume)
         else:
             trainer.fit(s.loader, s.head_epochs, s.val_loader)
     if c.get("fine_tune") and trainer.epoch < c["epochs"] and not trainer.stop and trainer.epoch >= s.head_epochs:
@@ -454,55 +438,25 @@ def run_phases(s: Session, trainer):
     return trainer
 
 
-def fit_head_on_features(trainer, s: Session) -> None:
+def fit_head_on_features(trainer, s: Session, resume_from=None) -> None:
     """The head phase of a --cache-features run: the base's pooled features are computed once (or loaded from
-    the cache) and the head trains on them; the run directory gets full-model checkpoints as usual."""
-    from .. import nn
-    from ..data import ArrayDataset, DataLoader
-    from ..train import Trainer
-    from ..transfer import extract_features, split_base_head, weights_digest
+    the cache) and the head trains on them (:func:`strided.transfer.fit_head_on_features`, a Trainer run whose
+    checkpoints hold the whole model, so the phase resumes like any run)."""
+    from ..transfer import fit_head_on_features as fit_head
 
     config = s.config
-    split = split_base_head(trainer.model)
-    weights_id = weights_digest(split.base)
-
-    def features(dataset, tag):
-        feats, labels = extract_features(split.base, dataset, batch_size=32, cache_path=config["cache_features"],
-                                         input_size=config["input_size"], weights_id=weights_id,
-                                         progress=s.progress)
-        return ArrayDataset(feats[:, None, None, :], labels, dataset.classes, f"{dataset.name}:{tag}-features")
-
+    head_config = {**config, "epochs": s.head_epochs}
     try:
-        fit_features = features(s.data.fit, "fit")
-        val_features = features(s.data.val, "val") if s.data.val is not None and len(s.data.val) else None
+        head = fit_head(trainer.model, s.data.fit, s.head_epochs, s.data.val, input_size=config["input_size"],
+                        cache_path=config["cache_features"], batch_size=config["batch_size"], seed=config["seed"],
+                        optimizer=lambda module, steps: build_optimizer(head_config, module, steps),
+                        run_dir=s.run.path, config=config, callbacks=s.callbacks, monitor=s.monitor,
+                        progress=s.progress, verbose=True, resume_from=resume_from)
     except KeyboardInterrupt:
         raise Interrupted(f"while computing the frozen base's features for {s.run} (no epoch was trained, "
                           f"finished feature sets stay cached); run the same command again to start over") from None
-    val_loader = DataLoader(val_features, batch_size=256) if val_features is not None else None
-    head_model = nn.Sequential(nn.Flatten(), split.head)
-    head_config = {**config, "epochs": s.head_epochs}
-    loader = DataLoader(fit_features, batch_size=config["batch_size"], shuffle=True, seed=config["seed"])
-    optimizer, schedule, per = build_optimizer(head_config, head_model, len(loader))
-    best = {}
-
-    def keep_best(head_trainer, logs):
-        if head_trainer.best_score == logs.get(s.monitor, logs.get("accuracy")):
-            best["state"] = {k: v.copy() for k, v in split.head.state_dict().items()}
-
-    callbacks = [*s.callbacks, keep_best] + ([] if s.progress else [epoch_printer(s.head_epochs)])
-    head_trainer = Trainer(head_model, optimizer, schedule=schedule, schedule_per=per,
-                           callbacks=callbacks, progress=s.progress, monitor=s.monitor)
-    head_trainer.fit(loader, s.head_epochs, val_loader)
-    trainer.epoch, trainer.history, trainer.best_score = head_trainer.epoch, head_trainer.history, \
-        head_trainer.best_score
-    trainer.stop, trainer.stop_reason = head_trainer.stop, head_trainer.stop_reason
-    trainer.save("last")
-    if best:
-        last = {k: v.copy() for k, v in split.head.state_dict().items()}
-        split.head.load_state_dict(best["state"])
-        trainer.save("best")
-        split.head.load_state_dict(last)
-    trainer._write_metrics()
+    trainer.epoch, trainer.history, trainer.best_score = head.epoch, head.history, head.best_score
+    trainer.stop, trainer.stop_reason = head.stop, head.stop_reason
 
 
 def final_report(s: Session, history) -> tuple[dict, list]:
@@ -560,17 +514,18 @@ def cmd_train(args) -> int:
         run.write_config(config)
     s = make_session(run, config, data, model, progress=not args.no_progress)
     trainer = make_trainer(s)
-    if resumed is not None:
-        if config.get("cache_features") and resumed.epoch < s.head_epochs:
-            raise CLIError(f"--resume {run}: the head phase of a --cache-features run is not resumable "
-                           f"(it takes seconds); start it again with --overwrite")
+    head_resume = None
+    if resumed is not None and config.get("cache_features") and resumed.epoch < s.head_epochs:
+        head_resume = resumed.checkpoint          # the head phase on cached features continues there
+        print(f"resuming {run}'s head phase (cached features) after epoch {resumed.epoch}")
+    elif resumed is not None:
         if is_transfer(config) and config.get("fine_tune") and resumed.epoch >= s.head_epochs:
             trainer = make_trainer(s, fine_tuning=True)
         trainer.resume(resumed.checkpoint)
         print(f"resuming {run} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}")
     print(describe(s))
     try:
-        trainer = run_phases(s, trainer)
+        trainer = run_phases(s, trainer, head_resume)
         if trainer.stop and trainer.stop_reason.startswith("interrupted"):
             print(f"{trainer.stop_reason}\ncontinue with: strided train --resume {run}")
             return EXIT_INTERRUPTED

@@ -39,10 +39,6 @@ __all__ = ["DataLoader", "default_collate"]
 
 _AUGMENT_STREAM = 1     # tells the augmentation generators apart from the order's
 
-# Kept for callers written before strided.data.image.to_float (the one uint8 -> float conversion).
-to_float_batch = to_float
-
-
 def _stack_field(values: list, as_images: bool):
     """One field of a batch: ``np.stack`` when every item is an array (or number) of the same shape,
     else the list itself (e.g. a different number of boxes per image)."""

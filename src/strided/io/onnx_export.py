@@ -41,6 +41,7 @@ import os
 import numpy as np
 
 from ..tensor import Tensor, enable_grad, topological_order
+from ..errors import StridedError
 
 # the op modules (``strided.functional`` re-exports functions under some of these names)
 T = importlib.import_module("strided.tensor")
@@ -95,7 +96,6 @@ class _Value:
         self.pooled = None   # GlobalAvgPool: name of the (N, C, 1, 1) output, for a keepdims reshape
 
 
-from ..errors import StridedError  # noqa: E402  (the one error family)
 
 
 class ExportError(StridedError, ValueError):

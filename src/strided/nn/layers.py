@@ -133,10 +133,6 @@ class ConvNd(Module):
         return ", ".join(parts)
 
 
-# Old private name, still imported by viz/receptive.py (h7-core); remove once it uses ConvNd.
-_ConvNd = ConvNd
-
-
 class Conv1d(ConvNd):
     """1-D convolution: ``(N, W, in_channels) -> (N, OW, out_channels)``; weight ``(KW, in // groups, out)``."""
     spatial_dims = 1

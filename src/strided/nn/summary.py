@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor, no_grad
-from .module import capture_outputs
+from .hooks import capture_outputs
 
 __all__ = ["summarize"]
 

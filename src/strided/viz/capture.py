@@ -16,13 +16,13 @@ import numpy as np
 
 from ..data.image import to_float
 from ..nn.layers import Conv2d, DepthwiseConv2d
-from ..nn.module import capture_outputs
+from ..nn.hooks import capture_outputs
 from ..tensor import Tensor, no_grad
+from ..errors import StridedError
 
 __all__ = ["VizError", "is_conv2d", "conv_layers", "get_layer", "feature_maps", "layer_output", "as_model_input"]
 
 
-from ..errors import StridedError  # noqa: E402  (the one error family)
 
 
 class VizError(StridedError, ValueError):

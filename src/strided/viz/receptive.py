@@ -56,7 +56,7 @@ import numpy as np
 
 from ..functional.utils import get_conv_outsize, pair, resolve_padding
 from ..nn.layers import MaxPool2d
-from ..nn.module import capture_outputs
+from ..nn.hooks import capture_outputs
 from ..tensor import Tensor, enable_grad
 from .capture import VizError, conv_layers, get_layer, is_conv2d
 
