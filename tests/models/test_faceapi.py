@@ -178,11 +178,9 @@ def test_resize_computes_in_float64_then_rounds_once():
     np.testing.assert_array_equal(out[0, :, 0], np.array([2**24, 2**24 + 1, 2**24 + 2, 2**24 + 2], np.float32))
 
 
-torch = pytest.importorskip("torch")
-TF = torch.nn.functional
-
-
 def _torch_resize(x, size, align_corners):
+    torch = pytest.importorskip("torch")
+    TF = torch.nn.functional
     t = torch.from_numpy(x.astype(np.float64)).permute(0, 3, 1, 2)
     return TF.interpolate(t, size=size, mode="bilinear", align_corners=align_corners).permute(0, 2, 3, 1).numpy()
 
