@@ -59,7 +59,8 @@ from ..nn.module import Module, Parameter
 from ..tensor import Tensor, no_grad
 from .errors import ModelFileError
 
-__all__ = ["read_darknet", "read_darknet_cfg", "write_darknet_weights", "DarknetNet", "DarknetHead",
+__all__ = ["read_darknet", "read_darknet_cfg", "build_darknet", "load_darknet_weights", "write_darknet_weights",
+           "DarknetNet", "DarknetHead",
            "CfgSection", "SUPPORTED_LAYERS"]
 
 #: section names darknet accepts for each layer type strided implements
@@ -153,15 +154,20 @@ class DarknetConv(Module):
     (gradients still reach ``weight``, ``biases`` and ``scales``).
     """
 
-    def __init__(self, in_channels, filters, size, stride, padding, groups, batch_normalize, activation):
+    def __init__(self, in_channels, filters, size, stride, padding, groups, batch_normalize, activation,
+                 init: bool = True):
         super().__init__()
         self.in_channels, self.filters, self.size = in_channels, filters, size
         self.stride, self.padding, self.groups = stride, padding, groups
         self.batch_normalize, self.activation = bool(batch_normalize), activation
-        fan_in = size * size * in_channels // groups
-        rng = np.random.default_rng(0)
-        self.weight = Parameter((rng.standard_normal((size, size, in_channels // groups, filters))
-                                 * np.sqrt(2.0 / fan_in)).astype(np.float32))
+        shape = (size, size, in_channels // groups, filters)
+        if init:  # He-normal from a fixed seed, so a cfg alone gives a reproducible network
+            fan_in = size * size * in_channels // groups
+            std = np.float32(np.sqrt(2.0 / fan_in))
+            weight = np.random.default_rng(0).standard_normal(shape, dtype=np.float32) * std
+        else:     # a weights file fills it next
+            weight = np.zeros(shape, np.float32)
+        self.weight = Parameter(weight)
         self.biases = Parameter(np.zeros(filters, np.float32))
         if self.batch_normalize:
             self.scales = Parameter(np.ones(filters, np.float32))
@@ -412,8 +418,8 @@ def _layer_index(section, text, i, n_done):
     return j
 
 
-def build_darknet(sections) -> DarknetNet:
-    """A :class:`DarknetNet` (random weights) from parsed cfg sections."""
+def build_darknet(sections, init: bool = True) -> DarknetNet:
+    """A :class:`DarknetNet` from parsed cfg sections (random He-normal kernels if ``init``, else zeros)."""
     net = sections[0]
     W, H, C = net.get("width", 416), net.get("height", 416), net.get("channels", 3)
     if min(W, H, C) < 1:
@@ -435,7 +441,7 @@ def build_darknet(sections) -> DarknetNet:
             if filters < 1 or size < 1 or stride < 1 or groups < 1 or c % groups or filters % groups:
                 raise _bad(sec, f"filters={filters}, size={size}, stride={stride}, groups={groups} do not "
                                 f"fit an input of {c} channels")
-            layer = DarknetConv(c, filters, size, stride, padding, groups, sec.get("batch_normalize", 0), act)
+            layer = DarknetConv(c, filters, size, stride, padding, groups, sec.get("batch_normalize", 0), act, init)
             h, w, c = (h + 2 * padding - size) // stride + 1, (w + 2 * padding - size) // stride + 1, filters
         elif kind == "maxpool":
             stride = sec.get("stride", 1)
@@ -578,7 +584,7 @@ def read_darknet(cfg_path, weights_path=None) -> DarknetNet:
     malformed file, a layer type strided does not implement (naming it and its line), or
     weights that do not fit the cfg (naming the layer and the counts).
     """
-    net = build_darknet(read_darknet_cfg(cfg_path))
+    net = build_darknet(read_darknet_cfg(cfg_path), init=weights_path is None)
     if weights_path is not None:
         load_darknet_weights(net, weights_path)
     return net

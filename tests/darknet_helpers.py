@@ -1,0 +1,92 @@
+"""Shared by tests/io/test_io_darknet.py and tests/detect/test_decode.py: the cfgs Debian's
+``darknet`` package ships, random weights files whose activations stay of order one, and
+OpenCV's darknet importer as the independent reference."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import strided as sd
+import strided.functional as F
+from strided.io.darknet import build_darknet, read_darknet_cfg, write_darknet_weights
+
+DARKNET_SHARE = Path("/usr/share/darknet")
+CFG_DIR = DARKNET_SHARE / "cfg"
+DATA_DIR = DARKNET_SHARE / "data"
+
+
+def shipped_cfg(name: str) -> Path:
+    """Path of a cfg from Debian's darknet package, or skip the test saying how to get it."""
+    path = CFG_DIR / f"{name}.cfg"
+    if not path.is_file():
+        pytest.skip(f"{path} missing: the Debian package 'darknet' is not installed (apt-get install darknet)")
+    return path
+
+
+def resized_cfg(name: str, size: int, folder: Path) -> Path:
+    """A copy of a shipped cfg with ``[net]`` width and height set to ``size`` (faster tests)."""
+    text = shipped_cfg(name).read_text()
+    text = re.sub(r"(?m)^\s*width\s*=.*$", f"width={size}", text)
+    text = re.sub(r"(?m)^\s*height\s*=.*$", f"height={size}", text)
+    path = folder / f"{name}-{size}.cfg"
+    path.write_text(text)
+    return path
+
+
+def calibrate(net, x) -> None:
+    """Random kernels, then batch-norm statistics set to each conv's real output statistics on
+    ``x`` (as training would leave them), so deep nets (YOLOv3's 23 shortcuts) stay of order one."""
+    outputs = {}
+    with sd.no_grad():
+        for i, (layer, kind) in enumerate(zip(net.layers, net.kinds)):
+            if kind == "route":
+                y = layer(outputs)
+            elif kind == "shortcut":
+                y = layer(x, outputs[layer.source])
+            else:
+                if kind == "convolutional" and layer.batch_normalize:
+                    z = F.conv2d(x, layer.weight, None, stride=layer.stride, padding=layer.padding,
+                                 groups=layer.groups).data.astype(np.float64)
+                    layer.rolling_mean = z.mean(axis=(0, 1, 2)).astype(np.float32)
+                    layer.rolling_variance = z.var(axis=(0, 1, 2)).astype(np.float32)
+                y = layer(x)
+            outputs[i] = x = y
+
+
+def random_weights_file(cfg: Path, path: Path, seed: int = 0, version=(0, 2, 0)) -> Path:
+    """Write a darknet weights file of random numbers for ``cfg`` (calibrated, see above)."""
+    net = build_darknet(read_darknet_cfg(cfg), init=False)
+    rng = np.random.default_rng(seed)
+    for layer in net.conv_layers():
+        fan_in = layer.size * layer.size * layer.in_channels // layer.groups
+        std = np.float32(np.sqrt(2.0 / fan_in))
+        layer.weight.data = rng.standard_normal(layer.weight.shape, dtype=np.float32) * std
+        layer.biases.data = rng.uniform(-0.3, 0.3, layer.filters).astype(np.float32)
+        if layer.batch_normalize:
+            layer.scales.data = rng.uniform(0.5, 1.5, layer.filters).astype(np.float32)
+    W, H = net.input_size
+    calibrate(net, rng.uniform(0, 1, (1, H, W, net.channels)).astype(np.float32))
+    return write_darknet_weights(net, path, version=version)
+
+
+def opencv_net(cfg: Path, weights: Path):
+    cv2 = pytest.importorskip("cv2")
+    return cv2.dnn.readNetFromDarknet(str(cfg), str(weights))
+
+
+def opencv_forward(cv_net, x_nhwc: np.ndarray, names=None):
+    """OpenCV's outputs for an NHWC batch (fed as the NCHW blob darknet reads), NHWC back."""
+    cv_net.setInput(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2), dtype=np.float32))
+    if names is None:
+        return cv_net.forward()
+    return [o for o in cv_net.forward(list(names))]
+
+
+def rel_err(actual, expected) -> float:
+    """max |actual - expected| / max(1, max |expected|)."""
+    actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
+    return float(np.max(np.abs(actual - expected)) / max(1.0, np.max(np.abs(expected))))
