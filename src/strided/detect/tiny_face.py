@@ -39,7 +39,7 @@ from strided.detect.nms import nms
 from strided.errors import ImageError, StridedError
 from strided.models.faceapi import reshaped_dimensions, to_net_input
 from strided.models.tiny_face_detector import (TINY_FACE_ANCHORS, TINY_FACE_IOU_THRESHOLD, TINY_FACE_MEAN_RGB,
-                                               load_tiny_face_detector)
+                                               TinyFaceDetectorNet, load_tiny_face_detector)
 
 __all__ = ["DEFAULT_INPUT_SIZE", "DEFAULT_SCORE_THRESHOLD", "check_options", "preprocess", "decode",
            "TinyFaceDetector", "detect_faces"]
@@ -128,7 +128,8 @@ class TinyFaceDetector:
     [{'box': [163.3, 75.7, 279.3, 186.6], 'score': 0.976, 'class': 0, 'name': 'face'}]
 
     ``weights``: a ``tiny_face_detector_model-weights_manifest.json``, face-api's ``model/``
-    folder, or ``None`` to look it up (:func:`strided.models.faceapi.find_faceapi_models`).
+    folder, ``None`` to look it up (:func:`strided.models.faceapi.find_faceapi_models`), or a
+    :class:`~strided.models.tiny_face_detector.TinyFaceDetectorNet` already built.
     ``input_size`` (multiple of 32; larger finds smaller faces, slower), ``score_threshold``
     (keep ``score > threshold``) and ``iou_threshold`` (NMS drops IoU ``>`` it) are defaults
     that :meth:`detect` can override.
@@ -138,7 +139,7 @@ class TinyFaceDetector:
                  score_threshold: float = DEFAULT_SCORE_THRESHOLD, iou_threshold: float = TINY_FACE_IOU_THRESHOLD):
         self.input_size, self.score_threshold, self.iou_threshold = check_options(
             input_size, score_threshold, iou_threshold)
-        self.net = load_tiny_face_detector(weights)
+        self.net = weights if isinstance(weights, TinyFaceDetectorNet) else load_tiny_face_detector(weights)
 
     def __repr__(self):
         return (f"TinyFaceDetector(input_size={self.input_size}, score_threshold={self.score_threshold}, "
