@@ -56,8 +56,11 @@ def calibrate(net, x) -> None:
             outputs[i] = x = y
 
 
-def random_weights_file(cfg: Path, path: Path, seed: int = 0, version=(0, 2, 0)) -> Path:
-    """Write a darknet weights file of random numbers for ``cfg`` (calibrated, see above)."""
+def random_weights_file(cfg: Path, path: Path, seed: int = 0, version=(0, 2, 0), boost: float = 0.0) -> Path:
+    """Write a darknet weights file of random numbers for ``cfg`` (calibrated, see above).
+
+    ``boost`` is added to the objectness bias and twice to the class-0 bias of the conv
+    feeding each head, so that some scores are high (for decoding tests)."""
     net = build_darknet(read_darknet_cfg(cfg), init=False)
     rng = np.random.default_rng(seed)
     for layer in net.conv_layers():
@@ -69,6 +72,10 @@ def random_weights_file(cfg: Path, path: Path, seed: int = 0, version=(0, 2, 0))
             layer.scales.data = rng.uniform(0.5, 1.5, layer.filters).astype(np.float32)
     W, H = net.input_size
     calibrate(net, rng.uniform(0, 1, (1, H, W, net.channels)).astype(np.float32))
+    for head in net.heads:
+        biases = net.layers[head.layer - 1].biases.data.reshape(head.num, -1)
+        biases[:, 4] += boost
+        biases[:, 5] += 2 * boost
     return write_darknet_weights(net, path, version=version)
 
 

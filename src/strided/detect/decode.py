@@ -39,7 +39,7 @@ from ..tensor import Tensor
 from .nms import batched_nms
 
 __all__ = ["decode_region", "decode_yolo", "decode_head", "boxes_to_image", "detections_from_head",
-           "letterbox_size", "split_head", "sigmoid"]
+           "letterbox_size", "split_head", "sigmoid", "check_thresholds"]
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -165,7 +165,8 @@ def boxes_to_image(boxes, image_size, input_size, letterbox: bool = True, clip: 
     return b
 
 
-def _check_thresholds(conf, iou, max_det):
+def check_thresholds(conf, iou, max_det) -> None:
+    """Raise ValueError unless conf and iou are in [0, 1] and max_det a positive integer or None."""
     if not 0.0 <= float(conf) <= 1.0:
         raise ValueError(f"conf must be in [0, 1], received conf={conf!r}")
     if not 0.0 <= float(iou) <= 1.0:
@@ -188,7 +189,7 @@ def detections_from_head(boxes, objectness, class_probs, image_size, input_size,
     ``(width, height)`` (:func:`boxes_to_image`, clipped).  Returns a list of dicts
     ``{"box": [x1, y1, x2, y2], "score": s, "class": k, "name": names[k] or str(k)}``.
     """
-    _check_thresholds(conf, iou, max_det)
+    check_thresholds(conf, iou, max_det)
     class_probs = np.asarray(class_probs, dtype=np.float64)
     C = class_probs.shape[-1]
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
