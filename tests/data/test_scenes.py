@@ -247,3 +247,12 @@ def test_scene_datasets_registry():
     assert set(SCENE_DATASETS) == {"digit-loc", "fashion-loc", "digit-scenes", "fashion-scenes"}
     for name, (builder, description) in SCENE_DATASETS.items():
         assert callable(builder) and isinstance(description, str) and description
+
+
+def test_backgrounds_are_crops_of_the_named_photos():
+    """camera.png is gray: every crop of it has R == G == B; astronaut's crops are colour."""
+    gray = make_localization("digits", 6, size=32, seed=0, empty_fraction=1.0, photos=["camera"])
+    assert np.all(gray.images[..., 0] == gray.images[..., 1])
+    assert np.all(gray.images[..., 1] == gray.images[..., 2])
+    colour = make_localization("digits", 6, size=32, seed=0, empty_fraction=1.0, photos=["astronaut"])
+    assert np.abs(colour.images[..., 0].astype(int) - colour.images[..., 2]).mean() > 5

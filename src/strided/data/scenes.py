@@ -64,7 +64,7 @@ from .sources import FASHION_CLASSES, fashion_mnist, mnist_5k
 
 __all__ = ["make_localization", "make_scenes", "course_targets", "LocalizationSet", "SceneSet",
            "SceneError", "SCENE_DATASETS", "PHOTOS", "TEST_PHOTOS", "GLYPH_SOURCES",
-           "load_glyphs", "load_photos", "digit_localization", "fashion_localization",
+           "load_glyphs", "load_photos", "photo_path", "digit_localization", "fashion_localization",
            "digit_scenes", "fashion_scenes", "ALPHA_CUTOFF", "NUM_LANDMARKS", "GLYPH_STYLE"]
 
 NUM_LANDMARKS = 4
@@ -120,7 +120,7 @@ def _installed_folder(package: str) -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def _photo_path(name: str) -> Path:
+def photo_path(name: str) -> Path:
     file, package, sub = PHOTOS[name]
     folder = _installed_folder(package)
     path = folder / sub / file if folder is not None else None
@@ -133,7 +133,7 @@ def _photo_path(name: str) -> Path:
 
 @functools.lru_cache(maxsize=None)
 def _photo(name: str) -> np.ndarray:
-    return read_image(_photo_path(name))
+    return read_image(photo_path(name))
 
 
 def load_photos(names=None) -> list[np.ndarray]:
@@ -329,13 +329,13 @@ class _PhotoBank:
         fx = (xs - xa).astype(np.float32)
         fy = (ys - ya).astype(np.float32)
         xb, yb = np.minimum(xa + 1, W - 1), np.minimum(ya + 1, H - 1)
-        base = self.offsets[photo][:, None, None]
-        row_a, row_b = (ya * W * 3)[:, :, None], (yb * W * 3)[:, :, None]    # (n, S, 1)
-        col_a, col_b = (xa * 3)[:, None, :], (xb * 3)[:, None, :]            # (n, 1, S)
-        ch = np.arange(3)
+        pixels = self.flat.reshape(-1, 3)                                   # one row per pixel
+        base = (self.offsets[photo] // 3)[:, None, None]
+        row_a, row_b = (ya * W)[:, :, None], (yb * W)[:, :, None]            # (n, S, 1)
+        col_a, col_b = xa[:, None, :], xb[:, None, :]                        # (n, 1, S)
 
         def take(r, c):
-            return self.flat[(base + r + c)[..., None] + ch]               # (n, S, S, 3)
+            return pixels[base + r + c]                                     # (n, S, S, 3)
 
         fx4, fy4 = fx[:, None, :, None], fy[:, :, None, None]
         top = take(row_a, col_a) * (1 - fx4) + take(row_a, col_b) * fx4
