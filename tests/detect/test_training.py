@@ -66,17 +66,19 @@ def test_yolo_loss_object_equals_assign_plus_loss():
 def test_decode_detections_scores_filter_nms_and_pixels():
     boxes = [[0.1, 0.1, 0.3, 0.3], [0.55, 0.5, 0.95, 0.9]]
     raw = head_with(boxes, [2, 0]).reshape(1, 4, 4, -1)
-    dets = decode_detections(raw, ANCHORS, C, conf=0.5, iou=0.45, image_size=(50, 100))
-    assert len(dets) == 1 and len(dets[0]["boxes"]) == 2
-    got = sorted(map(tuple, np.round(dets[0]["boxes"], 6)))
-    want = sorted(map(tuple, np.round(np.array(boxes) * [100, 50, 100, 50], 6)))
+    dets = decode_detections(raw, ANCHORS, C, conf=0.5, iou=0.45, image_size=(50, 100), names=["a", "b", "c"])
+    assert len(dets) == 1 and len(dets[0]) == 2
+    got = sorted(tuple(d["box"]) for d in dets[0])
+    want = sorted(map(tuple, np.array(boxes) * [100, 50, 100, 50]))
     np.testing.assert_allclose(got, want, atol=1e-4)
-    assert sorted(dets[0]["classes"].tolist()) == [0, 2]
+    assert sorted((d["class"], d["name"]) for d in dets[0]) == [(0, "a"), (2, "c")]
     sig = 1 / (1 + np.exp(-8.0))
     p = np.exp(8.0) / (np.exp(8.0) + 2 * np.exp(-8.0))
-    np.testing.assert_allclose(dets[0]["scores"], [sig * p] * 2, rtol=1e-6)
-    # a higher threshold than the score drops them
-    assert len(decode_detections(raw, ANCHORS, C, conf=0.9999999)[0]["boxes"]) == 0
+    np.testing.assert_allclose([d["score"] for d in dets[0]], [sig * p] * 2, rtol=1e-6)
+    # normalised boxes without image_size; a threshold above the score drops them
+    norm = decode_detections(raw, ANCHORS, C, conf=0.5)[0]
+    np.testing.assert_allclose(sorted(tuple(d["box"]) for d in norm), sorted(map(tuple, boxes)), atol=1e-6)
+    assert decode_detections(raw, ANCHORS, C, conf=0.9999999)[0] == []
 
 
 def test_decode_detections_nms_per_class():
@@ -89,12 +91,12 @@ def test_decode_detections_nms_per_class():
         base[0, 1, 1, a, 4] = obj
         base[0, 1, 1, a, 5 + cls] = 10
     dets = decode_detections(base.reshape(1, 4, 4, -1), ANCHORS, C, conf=0.1, iou=0.45)[0]
-    assert dets["classes"].tolist() == [1]
+    assert [d["class"] for d in dets] == [1]
     base[0, 1, 1, 1, 5 + 1] = 0
     base[0, 1, 1, 1, 5 + 2] = 10
     dets = decode_detections(base.reshape(1, 4, 4, -1), ANCHORS, C, conf=0.1, iou=0.45)[0]
-    assert dets["classes"].tolist() == [1, 2]
-    assert dets["scores"][0] > dets["scores"][1]
+    assert [d["class"] for d in dets] == [1, 2]
+    assert dets[0]["score"] > dets[1]["score"]
 
 
 def coco_reference(preds, gts, n_images):
@@ -134,8 +136,9 @@ def test_detection_map_equals_pycocotools():
         raw = np.concatenate(raws).reshape(3, 4, 4, -1)
         metric.update(sd.tensor(raw), targets)
         for n, det in enumerate(decode_detections(raw, ANCHORS, C, conf=0.001, iou=0.45, image_size=64)):
-            for b, s, c in zip(det["boxes"], det["scores"], det["classes"]):
-                all_preds.append({"image_id": 3 * batch + n, "category_id": int(c), "score": float(s),
+            for d in det:
+                b = d["box"]
+                all_preds.append({"image_id": 3 * batch + n, "category_id": d["class"], "score": d["score"],
                                   "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]})
             for b, c in zip(targets[n][0] * 64, targets[n][1]):
                 all_gts.append({"image_id": 3 * batch + n, "category_id": int(c),
@@ -183,7 +186,7 @@ def test_predict_boxes_returns_pixels_and_names_and_restores_mode():
     np.testing.assert_allclose(det["box"], [8, 4, 24, 12], atol=1e-4)
     assert det["class"] == 1 and det["name"] == "b" and 0.99 < det["score"] <= 1
     assert model.modes == [False] and model.training
-    with pytest.raises(DetectionDataError, match=r"conf must be in \[0, 1\], received conf=2"):
+    with pytest.raises(ValueError, match=r"conf must be in \[0, 1\], received conf=2"):
         predict_boxes(model, images, conf=2)
     with pytest.raises(DetectionDataError, match=r"has no .anchors"):
         predict_boxes(nn.Identity(), images)

@@ -121,23 +121,6 @@ def test_decode_formulas_by_hand():
     np.testing.assert_allclose(boxes[0, 0, 0, 0], [0.5 / 3 - 1 / 6, 0.25 - 0.25, 0.5 / 3 + 1 / 6, 0.5])
 
 
-def test_decode_agrees_with_decode_region_when_present():
-    decode_module = pytest.importorskip("strided.detect.decode")
-    rng = np.random.default_rng(2)
-    raw = rng.standard_normal((2, 3, 4, 3 * 8)).astype(np.float32)
-    boxes, obj, probs = decode(raw, ANCHORS, 3)
-    out = decode_module.decode_region(raw, ANCHORS, 3)
-    theirs = out if isinstance(out, tuple) else (out["boxes"], out["objectness"], out["class_probs"])
-    b = np.asarray(theirs[0]).reshape(boxes.shape)
-    if not np.allclose(b, boxes, atol=1e-5):   # decode_region may give cxcywh
-        c = (boxes[..., :2] + boxes[..., 2:]) / 2
-        b_xyxy = np.concatenate([b[..., :2] - b[..., 2:] / 2, b[..., :2] + b[..., 2:] / 2], -1)
-        np.testing.assert_allclose(b_xyxy, boxes, atol=1e-5)
-        assert c.shape == b[..., :2].shape
-    np.testing.assert_allclose(np.asarray(theirs[1]).reshape(obj.shape), obj, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(theirs[2]).reshape(probs.shape), probs, atol=1e-6)
-
-
 # --------------------------------------------------------------------------- the loss vs a PyTorch twin
 def torch_twin_loss(raw, gts, anchors, C, lambda_coord=1.0, lambda_obj=5.0, lambda_noobj=1.0, lambda_cls=1.0,
                     ignore_thresh=0.6):

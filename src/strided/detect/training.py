@@ -10,11 +10,12 @@ Targets between these pieces are a list with one ``(boxes, classes)`` pair per i
 height), ``classes`` ``(K,)`` int64.  Normalised boxes keep the loss independent of the
 image size; :func:`predict_boxes` returns pixels.
 
-Scores of a detection (YOLOv2): ``objectness * class probability`` of the best class;
-boxes with a score below ``conf`` are dropped, then non-maximum suppression runs per class
-(:func:`strided.detect.nms.batched_nms`: a box is suppressed when its IoU with a kept,
-higher-scoring box of the same class is strictly greater than ``iou``), then the
-``max_det`` highest scores are kept.
+Scores of a detection (YOLOv2, darknet): ``objectness * class probability``; every (box,
+class) pair scoring strictly more than ``conf`` is a candidate, then non-maximum
+suppression runs per class (a box is suppressed when its IoU with a kept, higher-scoring
+box of the same class is strictly greater than ``iou``), then the ``max_det`` highest
+scores are kept -- :func:`strided.detect.decode.detections_from_head`, shared with the
+darknet detectors.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from ..data.image import to_float
 from ..errors import StridedError
 from ..tensor import as_tensor, no_grad
 from .anchors import check_anchors
-from .nms import batched_nms
+from .decode import check_thresholds, detections_from_head
 from .yolo import assign_targets, decode, yolo_loss
 
 __all__ = ["collate_detection", "YoloLoss", "DetectionMAP", "decode_detections", "predict_boxes",
@@ -118,44 +119,25 @@ class YoloLoss:
         return f"YoloLoss(anchors={len(self.anchors)}, num_classes={self.num_classes}, {args})"
 
 
-def _check_thresholds(conf, iou, max_det):
-    if not 0.0 <= conf <= 1.0:
-        raise DetectionDataError(f"conf must be in [0, 1], received conf={conf}")
-    if not 0.0 <= iou <= 1.0:
-        raise DetectionDataError(f"iou must be in [0, 1], received iou={iou}")
-    if max_det is not None and (int(max_det) != max_det or max_det < 1):
-        raise DetectionDataError(f"max_det must be a positive int or None, received max_det={max_det!r}")
-
-
 def decode_detections(raw, anchors, num_classes: int, conf: float = 0.25, iou: float = 0.45,
-                      max_det: int | None = 100, image_size=None) -> list:
-    """Detections of each image from a raw head: a list of dicts of arrays
-    ``{"boxes": (D, 4) xyxy, "scores": (D,), "classes": (D,) int64}``, best score first.
+                      max_det: int | None = 100, image_size=None, names=None) -> list:
+    """Detections of each image of a raw head ``(N, S_h, S_w, A*(5+C))``: one list per image
+    of ``{"box": [x1, y1, x2, y2], "score", "class", "name"}``, best score first.
 
-    ``image_size`` ``(H, W)`` (or one int) scales the boxes to pixels and clips them to the
-    image; ``None`` leaves them normalised to [0, 1] (clipped to [0, 1]).  Score, filter and
-    NMS rules in the module docstring (``score >= conf`` is kept).
+    Decoding by :func:`strided.detect.yolo.decode`, then
+    :func:`strided.detect.decode.detections_from_head` per image (every (box, class) pair
+    with ``objectness * class_prob > conf``, strict; per-class NMS at ``iou``; at most
+    ``max_det``).  ``image_size`` ``(H, W)`` (or one int) gives boxes in pixels of images of
+    that size (a plain resize, no letterbox), clipped to the image; ``None`` leaves them in
+    [0, 1].
     """
-    _check_thresholds(conf, iou, max_det)
     boxes, objectness, probs = decode(raw, anchors, num_classes)
-    N = boxes.shape[0]
-    boxes = boxes.reshape(N, -1, 4).astype(np.float64)
-    cls = probs.reshape(N, -1, num_classes).argmax(axis=-1)
-    scores = objectness.reshape(N, -1) * np.take_along_axis(probs.reshape(N, -1, num_classes),
-                                                            cls[..., None], -1)[..., 0]
     if image_size is None:
         H = W = 1.0
     else:
         H, W = (image_size, image_size) if np.ndim(image_size) == 0 else image_size
-    scale = np.array([W, H, W, H], dtype=np.float64)
-    out = []
-    for n in range(N):
-        keep = np.flatnonzero(scores[n] >= conf)
-        b = np.clip(boxes[n, keep] * scale, 0.0, scale)
-        s, c = scores[n, keep].astype(np.float64), cls[n, keep].astype(np.int64)
-        kept = batched_nms(b, s, c, iou, max_boxes=max_det) if len(keep) else np.zeros(0, np.int64)
-        out.append({"boxes": b[kept], "scores": s[kept], "classes": c[kept]})
-    return out
+    return [detections_from_head(boxes[n], objectness[n], probs[n], (W, H), (W, H), conf, iou, max_det,
+                                 letterbox=False, names=names) for n in range(boxes.shape[0])]
 
 
 class DetectionMAP:
@@ -175,7 +157,7 @@ class DetectionMAP:
 
     def __init__(self, anchors, num_classes: int, image_size=None, conf: float = 0.001, iou: float = 0.45,
                  max_det: int = 100):
-        _check_thresholds(conf, iou, max_det)
+        check_thresholds(conf, iou, max_det)
         self.anchors, self.num_classes = check_anchors(anchors), int(num_classes)
         self.image_size, self.conf, self.iou, self.max_det = image_size, conf, iou, max_det
         self.reset()
@@ -200,9 +182,10 @@ class DetectionMAP:
         for det, (boxes, labels) in zip(dets, targets):
             image_id = self.images
             self.images += 1
-            for b, s, c in zip(det["boxes"], det["scores"], det["classes"]):
-                self.predictions.append({"image_id": image_id, "category_id": int(c), "score": float(s),
-                                         "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
+            for d in det:
+                x1, y1, x2, y2 = d["box"]
+                self.predictions.append({"image_id": image_id, "category_id": d["class"], "score": d["score"],
+                                         "bbox": [x1, y1, x2 - x1, y2 - y1]})
             for b, c in zip(np.asarray(boxes, np.float64).reshape(-1, 4) * scale, np.asarray(labels).reshape(-1)):
                 self.ground_truth.append({"image_id": image_id, "category_id": int(c),
                                           "bbox": [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]})
@@ -239,7 +222,7 @@ def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det:
         if not hasattr(model, attr):
             raise DetectionDataError(f"predict_boxes needs a YOLO model with .anchors and .num_classes "
                                      f"(such as yolo_tiny); {type(model).__name__} has no .{attr}")
-    _check_thresholds(conf, iou, max_det)
+    check_thresholds(conf, iou, max_det)
     x = to_float(images)
     was_training = getattr(model, "training", False)
     model.eval()
@@ -248,11 +231,8 @@ def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det:
         with no_grad():
             for start in range(0, len(x), batch_size):
                 raw = model(as_tensor(np.ascontiguousarray(x[start:start + batch_size]))).data
-                for det in decode_detections(raw, model.anchors, model.num_classes, conf, iou, max_det,
-                                             x.shape[1:3]):
-                    results.append([{"box": [float(v) for v in b], "score": float(s), "class": int(c),
-                                     "name": str(names[c]) if names is not None else str(int(c))}
-                                    for b, s, c in zip(det["boxes"], det["scores"], det["classes"])])
+                results += decode_detections(raw, model.anchors, model.num_classes, conf, iou, max_det,
+                                             x.shape[1:3], names)
     finally:
         if was_training:
             model.train()

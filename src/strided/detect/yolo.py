@@ -48,9 +48,11 @@ from .. import functional as F
 from ..errors import StridedError
 from ..tensor import Tensor, as_tensor
 from .anchors import check_anchors, shape_iou
+from .boxes import iou
+from .decode import decode_region
 
 __all__ = ["YoloTargetError", "YoloTargets", "grid_cells", "encode", "decode", "assign_targets", "yolo_loss",
-           "split_head"]
+           "ignore_mask"]
 
 _EPS = 1e-7  # offsets are clipped to [EPS, 1 - EPS] before the logit in encode
 
@@ -125,40 +127,15 @@ def encode(boxes, anchors, grid) -> tuple:
     return t, rows, cols, best
 
 
-def split_head(raw, num_anchors: int, num_classes: int) -> np.ndarray:
-    """View a raw head ``(N, S_h, S_w, A*(5+C))`` as ``(N, S_h, S_w, A, 5+C)`` (checks the size)."""
-    shape = np.shape(raw)
-    if len(shape) != 4 or shape[-1] != num_anchors * (5 + num_classes):
-        raise YoloTargetError(f"a YOLO head with {num_anchors} anchors and {num_classes} classes must be "
-                              f"(N, S_h, S_w, {num_anchors * (5 + num_classes)}), received shape {tuple(shape)}")
-    return raw.reshape(shape[:3] + (num_anchors, 5 + num_classes))
-
-
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
-
-
 def decode(raw, anchors, num_classes: int) -> tuple:
-    """Boxes, objectness and class probabilities from a raw head (NumPy, no gradient).
+    """Boxes, objectness and class probabilities of a raw head (NumPy, no gradient).
 
     ``raw`` ``(N, S_h, S_w, A*(5+C))``.  Returns ``boxes`` ``(N, S_h, S_w, A, 4)`` xyxy
     normalised to [0, 1] (not clipped), ``objectness`` ``(N, S_h, S_w, A)`` and
-    ``class_probs`` ``(N, S_h, S_w, A, C)`` (softmax), with the formulas of the module
-    docstring.
+    ``class_probs`` ``(N, S_h, S_w, A, C)`` (softmax): the formulas of the module docstring,
+    computed by :func:`strided.detect.decode.decode_region` (darknet's ``[region]`` head).
     """
-    anchors = check_anchors(anchors)
-    p = split_head(np.asarray(raw.data if isinstance(raw, Tensor) else raw), len(anchors), num_classes)
-    N, S_h, S_w, A, _ = p.shape
-    cols = np.arange(S_w).reshape(1, 1, S_w, 1)
-    rows = np.arange(S_h).reshape(1, S_h, 1, 1)
-    cx = (cols + _sigmoid(p[..., 0])) / S_w
-    cy = (rows + _sigmoid(p[..., 1])) / S_h
-    w = anchors[:, 0] * np.exp(p[..., 2]) / S_w
-    h = anchors[:, 1] * np.exp(p[..., 3]) / S_h
-    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=-1).astype(p.dtype)
-    logits = p[..., 5:]
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return boxes, _sigmoid(p[..., 4]), e / e.sum(axis=-1, keepdims=True)
+    return decode_region(raw, check_anchors(anchors), num_classes)
 
 
 @dataclass
@@ -241,7 +218,6 @@ def _softplus(x: Tensor) -> Tensor:
 def ignore_mask(raw, targets: YoloTargets, anchors, num_classes: int, ignore_thresh: float) -> np.ndarray:
     """Slots whose decoded box has IoU > ``ignore_thresh`` with a ground truth of its image
     (bool ``(N, S_h, S_w, A)``; computed without gradient)."""
-    from .boxes import iou
     boxes, _, _ = decode(raw, anchors, num_classes)
     N = boxes.shape[0]
     mask = np.zeros(boxes.shape[:-1], bool)
@@ -269,7 +245,10 @@ def yolo_loss(raw, targets: YoloTargets, anchors, num_classes: int, lambda_coord
     if not 0.0 <= ignore_thresh:
         raise YoloTargetError(f"ignore_thresh must be >= 0, received ignore_thresh={ignore_thresh}")
     A = len(anchors)
-    p = split_head(raw, A, num_classes)                     # (N, S_h, S_w, A, 5+C)
+    if raw.ndim != 4 or raw.shape[-1] != A * (5 + num_classes):
+        raise YoloTargetError(f"a YOLO head with {A} anchors and {num_classes} classes must be "
+                              f"(N, S_h, S_w, {A * (5 + num_classes)}), received shape {tuple(raw.shape)}")
+    p = raw.reshape(raw.shape[:3] + (A, 5 + num_classes))   # (N, S_h, S_w, A, 5+C)
     N = p.shape[0]
     if targets.responsible.shape != p.shape[:4]:
         raise YoloTargetError(f"targets were assigned for slots {targets.responsible.shape}, but the head "
