@@ -118,7 +118,7 @@ def smooth_l1(diff: Tensor, beta: float) -> Tensor:
 
 def localization_loss(outputs, targets, num_classes: int, num_landmarks: int = 0, *,
                       box_loss: str = "smooth_l1", beta: float = 0.05, w_obj: float = 1.0,
-                      w_cls: float = 1.0, w_box: float = 5.0, w_landmarks: float = 5.0,
+                      w_cls: float = 1.0, w_box: float = 1.0, w_landmarks: float = 1.0,
                       parts: dict | None = None) -> Tensor:
     """BCE on ``pc`` + (cross-entropy on the classes + box and landmark regression) on the
     images with an object; see the module docstring for the formula.
@@ -194,8 +194,10 @@ class LocalizationHead(nn.Module):
     """One dense layer ``(N, in_features) -> (N, 5 + C + 2K)`` in the vector layout above:
     ``pc`` (a logit), box ``[bx, by, bh, bw]``, class logits, ``K`` landmark ``(x, y)``.
 
-    The box and landmark biases start at the image centre / half size (0.5), so the
-    first predictions are sensible.
+    The box and landmark biases start at the image centre / half size (0.5) and the
+    weights at a tenth of their usual (Glorot) size, so the first predictions are
+    sensible and the first regression gradients do not swamp the features (without it,
+    training on the digit localisation set collapsed to constant outputs).
     """
 
     def __init__(self, in_features, num_classes: int, num_landmarks: int = 4):
@@ -207,10 +209,13 @@ class LocalizationHead(nn.Module):
                                     f"num_landmarks={num_landmarks!r}")
         self.num_classes, self.num_landmarks = int(num_classes), int(num_landmarks)
         self.linear = nn.Linear(in_features, target_size(num_classes, num_landmarks))
-        if self.linear.bias is not None:
+        if self.linear.weight is not None:
             self._init_bias()
 
     def _init_bias(self):
+        self.linear.weight.data *= 0.1
+        if self.linear.bias is None:
+            return
         bias = self.linear.bias.data
         bias[1:5] = 0.5
         bias[5 + self.num_classes:] = 0.5
