@@ -11,6 +11,7 @@ The tests that need face-api's weights skip when they are not installed
 (``strided models fetch face-api``, or ``STRIDED_FACEAPI_DIR``); the architecture, decoding,
 NMS and error tests run everywhere, with random weights written as a TF.js manifest here.
 """
+import functools
 import hashlib
 import json
 from pathlib import Path
@@ -128,7 +129,7 @@ def compare_with_twin(weights, x):
     return ours
 
 
-@pytest.mark.parametrize("size", [416, 160])
+@pytest.mark.parametrize("size", [224, 160])   # grids 7 and 5: odd sizes pad the pools
 def test_network_matches_torch_twin_random_weights(size):
     x = np.random.default_rng(1).normal(size=(2, size, size, 3)).astype(np.float32)
     out = compare_with_twin(random_weights(), x)
@@ -163,6 +164,7 @@ def test_loader_rejects_other_weights(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ against face-api
+@functools.lru_cache(maxsize=None)
 def load_photo(name, model_dir):
     source = REFERENCE["photos"][name]["source"]
     if name == "astronaut":
@@ -191,6 +193,24 @@ def test_same_faces_as_face_api(name, detector, model_dir):
         np.testing.assert_allclose(ours["box"], [x, y, x + w, y + h], rtol=0, atol=box_tol)
         assert abs(ours["score"] - theirs["score"]) <= score_tol
         assert ours["class"] == 0 and ours["name"] == "face"
+
+
+OTHER = [(o["input_size"], o["score_threshold"], name) for o in REFERENCE["other_settings"] for name in o["faces"]]
+
+
+@pytest.mark.parametrize("size, threshold, name", OTHER)
+def test_same_faces_as_face_api_other_sizes_and_thresholds(size, threshold, name, detector, model_dir):
+    setting = next(o for o in REFERENCE["other_settings"]
+                   if (o["input_size"], o["score_threshold"]) == (size, threshold))
+    image = load_photo(name, model_dir)
+    same_pixels = hashlib.sha256(image.tobytes()).hexdigest() == REFERENCE["photos"][name]["sha256"]
+    box_tol, score_tol = (BOX_TOL, SCORE_TOL) if same_pixels else (LOOSE_BOX_TOL, LOOSE_SCORE_TOL)
+    faces = detector.detect(image, input_size=size, score_threshold=threshold)
+    assert len(faces) == len(setting["faces"][name])
+    for ours, theirs in zip(faces, setting["faces"][name]):
+        x, y, w, h = theirs["box"]
+        np.testing.assert_allclose(ours["box"], [x, y, x + w, y + h], rtol=0, atol=box_tol)
+        assert abs(ours["score"] - theirs["score"]) <= score_tol
 
 
 def test_lower_threshold_finds_more_and_keeps_the_reference_faces(detector, model_dir):

@@ -15,6 +15,8 @@ The oracle script (``faceapi_reference.cjs``) is kept with the other oracles of 
 Output: for every photo its ``source``, ``shape``, ``sha256`` and ``faces`` (``box`` x, y, w, h
 in original pixels as face-api reports it, ``score``, 68 ``landmarks``, ``aligned_box``,
 128-d ``descriptor``), plus the whole-image descriptor; numbers rounded to float32 precision.
+``other_settings``: the detections alone (box, score) of every photo at other input sizes and
+score thresholds (``EXTRA_SETTINGS``).
 """
 from __future__ import annotations
 
@@ -33,6 +35,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "faceapi_reference.json"
 # group photos of face-api's demo folder (3, 5 and 5 faces)
 DEMO_SAMPLES = ("sample1.jpg", "sample5.jpg", "sample6.jpg")
+# (input size, score threshold) runs besides the default (416, 0.5): odd grids (19, 7, 10) and lower thresholds
+EXTRA_SETTINGS = ((608, 0.5), (224, 0.3), (320, 0.2))
 
 
 def photos(node_modules: Path) -> dict:
@@ -70,9 +74,13 @@ def main(argv=None):
             meta[name] = list(image.shape)
         (tmp / "meta.json").write_text(json.dumps(meta))
         env = dict(os.environ, NODE_PATH=str(args.node_modules))
-        subprocess.run(["node", str(args.oracle), str(tmp), str(tmp / "out.json"), "416", "0.5"],
-                       check=True, env=env)
-        raw = json.loads((tmp / "out.json").read_text())
+        runs = {}
+        for size, threshold in ((416, 0.5),) + EXTRA_SETTINGS:
+            out = tmp / f"out_{size}_{threshold}.json"
+            subprocess.run(["node", str(args.oracle), str(tmp), str(out), str(size), str(threshold)],
+                           check=True, env=env)
+            runs[size, threshold] = json.loads(out.read_text())
+        raw = runs[416, 0.5]
     result = {"made_by": "face-api 1.7.15, @tensorflow/tfjs 4 CPU backend, node "
                          + subprocess.run(["node", "--version"], capture_output=True, text=True).stdout.strip(),
               "input_size": 416, "score_threshold": 0.5, "photos": {}}
@@ -88,6 +96,11 @@ def main(argv=None):
                        "descriptor": f32(face["descriptor"])} for face in entry["faces"]],
         }
         print(f"{name}: {len(entry['faces'])} faces", file=sys.stderr)
+    result["other_settings"] = [
+        {"input_size": size, "score_threshold": threshold,
+         "faces": {name: [{"box": list(map(float, face["box"])), "score": float(face["score"])}
+                          for face in runs[size, threshold][name]["faces"]] for name in images}}
+        for size, threshold in EXTRA_SETTINGS]
     args.out.write_text(json.dumps(result, indent=None, separators=(",", ":")) + "\n")
 
 
