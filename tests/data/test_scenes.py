@@ -256,3 +256,13 @@ def test_backgrounds_are_crops_of_the_named_photos():
     assert np.all(gray.images[..., 1] == gray.images[..., 2])
     colour = make_localization("digits", 6, size=32, seed=0, empty_fraction=1.0, photos=["astronaut"])
     assert np.abs(colour.images[..., 0].astype(int) - colour.images[..., 2]).mean() > 5
+
+
+def test_items_and_batches_match_the_full_targets(loc):
+    full = loc.targets()
+    image, target = loc[5]
+    np.testing.assert_array_equal(image, loc.images[5])
+    np.testing.assert_array_equal(target, full[5])
+    images, targets = loc.get_batch([3, 0, 7])
+    np.testing.assert_array_equal(targets, full[[3, 0, 7]])
+    assert images.shape == (3, 48, 48, 3)

@@ -203,7 +203,8 @@ class LocalizationSet:
     ``boxes`` ``(N, 4)`` float32 xyxy pixels; ``landmarks`` ``(N, 4, 2)`` float32 ``(x, y)``
     pixels (both zero where there is no object).  With ``return_layers=True`` also
     ``backgrounds`` (the photo crops, uint8) and ``masks`` ``(N, S, S)`` float32 (the
-    object's alpha, 0 outside it).
+    warped glyph in [0, 1], before the source's gain and the opacity: the object covers
+    exactly the pixels where it is > 0).
     """
     images: np.ndarray
     labels: np.ndarray
@@ -231,22 +232,27 @@ class LocalizationSet:
         """The course's ``(N, 5 + C)`` target ``[pc, bx, by, bh, bw, c1..cn]``."""
         return course_targets(self.labels, self.boxes, self.image_size, self.num_classes)
 
-    def targets(self) -> np.ndarray:
+    def targets(self, indices=None) -> np.ndarray:
         """``(N, 5 + C + 2K)``: the course vector followed by the landmarks
-        ``x1, y1, ..., xK, yK`` divided by the image size (0 where ``pc = 0``)."""
-        marks = self.landmarks.reshape(len(self), -1) / np.float32(self.image_size)
-        return np.concatenate([self.y, marks.astype(np.float32)], axis=1)
+        ``x1, y1, ..., xK, yK`` divided by the image size (0 where ``pc = 0``); only the
+        rows ``indices`` if given."""
+        index = slice(None) if indices is None else np.asarray(indices, dtype=np.intp)
+        labels, boxes = self.labels[index], self.boxes[index]
+        y = course_targets(labels, boxes, self.image_size, self.num_classes)
+        marks = self.landmarks[index].reshape(len(labels), -1) / np.float32(self.image_size)
+        return np.concatenate([y, marks.astype(np.float32)], axis=1)
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int):
         """``(image (S, S, 3) uint8, target (5 + C + 2K,) float32)``."""
-        return self.images[index], self.targets()[index]
+        return self.images[index], self.targets([index])[0]
 
     def get_batch(self, indices):
+        """``(images (B, S, S, 3) uint8, targets (B, 5 + C + 2K) float32)``."""
         indices = np.asarray(indices, dtype=np.intp)
-        return self.images[indices], self.targets()[indices]
+        return self.images[indices], self.targets(indices)
 
     def __repr__(self) -> str:
         return (f"LocalizationSet(name={self.name!r}, n={len(self)}, size={self.image_size}, "
