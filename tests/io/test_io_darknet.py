@@ -41,7 +41,8 @@ def test_shipped_cfg_matches_opencv(tmp_path, name, size, tol):
     start = time.perf_counter()
     cfg = resized_cfg(name, size, tmp_path)
     weights = random_weights_file(cfg, tmp_path / f"{name}.weights", seed=3)
-    x = np.random.default_rng(4).uniform(0, 1, (2, size, size, 3)).astype(np.float32)
+    batch = 2 if tol == 1e-4 else 1  # (the deep nets: one image keeps the test short)
+    x = np.random.default_rng(4).uniform(0, 1, (batch, size, size, 3)).astype(np.float32)
     net, ours, theirs = head_inputs_vs_opencv(cfg, weights, x)
     heads = {"yolov2-tiny-voc": [(13, 125)], "yolov3-tiny": [(13, 255), (26, 255)],
              "yolov2": [(5, 425)], "yolov3": [(5, 255), (10, 255), (20, 255)]}[name]

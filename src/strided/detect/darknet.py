@@ -116,7 +116,8 @@ class DarknetDetector:
             raise ModelFileError(f"{len(self.names)} class names for a network of {self.num_classes} classes")
 
     def __repr__(self):
-        return f"DarknetDetector({Path(self.net.cfg_path).name}, input={self.net.input_size}, classes={self.num_classes})"
+        name = Path(self.net.cfg_path).name
+        return f"DarknetDetector({name}, input={self.net.input_size}, classes={self.num_classes})"
 
     def _input_size(self, size):
         if size is None:

@@ -610,16 +610,22 @@ def write_darknet_weights(source, path, version=(0, 2, 0), seen=0):
     """
     convs = source.conv_layers() if isinstance(source, DarknetNet) else list(source)
     major, minor, revision = (int(v) for v in version)
-    parts = [np.asarray([major, minor, revision], "<i4").tobytes(),
-             np.asarray([seen], "<i8" if _header_seen_bytes(major, minor) == 8 else "<i4").tobytes()]
+    layers = []
     for k, layer in enumerate(convs):
         arrays = _conv_arrays(layer)
         weight = np.asarray(arrays["weight"])
         if weight.ndim != 4:
             raise ValueError(f"convolutional layer {k}: weight must be HWIO (4-D), received shape {weight.shape}")
-        for key in ("biases", "scales", "rolling_mean", "rolling_variance"):
-            if key in arrays:
-                parts.append(np.asarray(arrays[key], "<f4").reshape(-1).tobytes())
-        parts.append(np.ascontiguousarray(weight.transpose(3, 2, 0, 1), "<f4").tobytes())
-    blob = b"".join(parts)
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(blob))
+        layers.append((arrays, weight))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(np.asarray([major, minor, revision], "<i4").tobytes())
+            f.write(np.asarray([seen], "<i8" if _header_seen_bytes(major, minor) == 8 else "<i4").tobytes())
+            for arrays, weight in layers:
+                for key in ("biases", "scales", "rolling_mean", "rolling_variance"):
+                    if key in arrays:
+                        f.write(np.asarray(arrays[key], "<f4").reshape(-1).tobytes())
+                f.write(np.ascontiguousarray(weight.transpose(3, 2, 0, 1), "<f4").tobytes())
+
+    return atomic_write(path, write)
