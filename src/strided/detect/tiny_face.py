@@ -41,7 +41,7 @@ from strided.errors import ImageError, StridedError
 from strided.models.faceapi import reshaped_dimensions, to_net_input
 from strided.models.tiny_face_detector import (TINY_FACE_ANCHORS, TINY_FACE_IOU_THRESHOLD, TINY_FACE_MEAN_RGB,
                                                TinyFaceDetectorNet, load_tiny_face_detector)
-from strided.tensor import Tensor
+from strided.tensor import Tensor, no_grad
 
 __all__ = ["DEFAULT_INPUT_SIZE", "DEFAULT_SCORE_THRESHOLD", "check_options", "preprocess", "decode",
            "TinyFaceDetector", "detect_faces"]
@@ -138,11 +138,9 @@ class TinyFaceDetector:
 
     def forward(self, image, input_size: int | None = None) -> np.ndarray:
         """The raw head ``(1, S, S, 25)`` (float32) for one uint8 photo."""
-        import strided as sd
-
         size, _, _ = check_options(self.input_size if input_size is None else input_size, self.score_threshold)
-        with sd.no_grad():
-            return self.net(sd.tensor(preprocess(image, size))).data
+        with no_grad():
+            return self.net(Tensor(preprocess(image, size))).data
 
     def detect(self, image, input_size: int | None = None, score_threshold: float | None = None,
                iou_threshold: float | None = None) -> list:

@@ -162,22 +162,29 @@ def reshaped_dimensions(height: int, width: int, input_size: int) -> tuple:
     return js_round(width * scale), js_round(height * scale)
 
 
-def pad_to_square(image, center: bool = False) -> np.ndarray:
-    """``(H, W, C)`` -> ``(S, S, C)`` float32 with ``S = max(H, W)``, padded with zeros, as
-    face-api's ``padToSquare``: at the bottom (H < W) or right (W < H) by default;
-    ``center=True`` puts ``round(diff / 2)`` (``Math.round``) after the image and the rest
-    before it.  A square image is returned unchanged (as float32)."""
+def pad_to_square(image, center: bool = False, dtype=np.float32) -> np.ndarray:
+    """``(H, W, C)`` -> ``(S, S, C)`` with ``S = max(H, W)``, padded with zeros, as face-api's
+    ``padToSquare``: at the bottom (H < W) or right (W < H) by default; ``center=True`` puts
+    ``round(diff / 2)`` (``Math.round``) after the image and the rest before it.  The result
+    is float32 as in TF.js (``dtype=None`` keeps the input's dtype: for uint8 pixels the
+    same values, 4x less memory).  A square image is returned unchanged (converted)."""
     image = np.asarray(image)
     if image.ndim != 3:
         raise ValueError(f"pad_to_square needs an (H, W, C) image, received shape {image.shape}")
+    dtype = image.dtype if dtype is None else np.dtype(dtype)
     height, width = image.shape[:2]
+    size = max(height, width)
     if height == width:
-        return image.astype(np.float32)
-    diff = abs(height - width)
+        return image.astype(dtype, copy=False)
+    diff = size - min(height, width)
     after = js_round(diff * 0.5) if center else diff
     before = diff - after
-    pads = ((0, 0), (before, after), (0, 0)) if height > width else ((before, after), (0, 0), (0, 0))
-    return np.pad(image.astype(np.float32), pads)
+    out = np.zeros((size, size, image.shape[2]), dtype)
+    if height > width:
+        out[:, before:before + width] = image
+    else:
+        out[before:before + height] = image
+    return out
 
 
 def _source_index(out_size: int, in_size: int, align_corners: bool, half_pixel_centers: bool):
@@ -220,12 +227,18 @@ def resize_bilinear(images, size, align_corners: bool = False, half_pixel_center
     height, width = x.shape[-3:-1]
     r0, r1, fy = _source_index(new_h, height, align_corners, half_pixel_centers)
     c0, c1, fx = _source_index(new_w, width, align_corners, half_pixel_centers)
-    x = x.astype(np.float64)
-    fx = fx[:, None]
-    top_rows, bottom_rows = x[..., r0, :, :], x[..., r1, :, :]
-    top = top_rows[..., c0, :] + (top_rows[..., c1, :] - top_rows[..., c0, :]) * fx
-    bottom = bottom_rows[..., c0, :] + (bottom_rows[..., c1, :] - bottom_rows[..., c0, :]) * fx
-    return (top + (bottom - top) * fy[:, None, None]).astype(np.float32)
+    # gather the rows and columns used in the input's dtype (small), then compute in float64
+    top_rows, bottom_rows = np.take(x, r0, axis=-3), np.take(x, r1, axis=-3)
+
+    def corners(rows):
+        return np.take(rows, c0, axis=-2).astype(np.float64), np.take(rows, c1, axis=-2).astype(np.float64)
+
+    fx, fy = fx[:, None], fy[:, None, None]
+    top_left, top_right = corners(top_rows)
+    bottom_left, bottom_right = corners(bottom_rows)
+    top = top_left + (top_right - top_left) * fx
+    bottom = bottom_left + (bottom_right - bottom_left) * fx
+    return (top + (bottom - top) * fy).astype(np.float32)
 
 
 def to_net_input(image, input_size: int, center: bool = False) -> np.ndarray:
@@ -233,7 +246,9 @@ def to_net_input(image, input_size: int, center: bool = False) -> np.ndarray:
     :func:`pad_to_square`, then :func:`resize_bilinear` (legacy mapping) to ``input_size``
     unless already that size; returns float32 ``(1, input_size, input_size, 3)`` in the
     image's own value range (0..255 for uint8 pixels)."""
-    square = pad_to_square(image, center)
+    image = np.asarray(image)
+    # TF.js casts to float32 first; uint8 -> float32 is exact, so uint8 is padded as it is
+    square = pad_to_square(image, center, dtype=None if image.dtype == np.uint8 else np.float32)
     if square.shape[0] != input_size:
-        square = resize_bilinear(square, (input_size, input_size))
-    return square[None]
+        return resize_bilinear(square, (input_size, input_size))[None]
+    return square.astype(np.float32)[None]
