@@ -210,3 +210,15 @@ def test_to_net_input_pads_then_resizes():
     padded = np.zeros((32, 32, 3)); padded[:20] = img
     np.testing.assert_array_equal(out[0], padded[::2, ::2])   # 32 -> 16 legacy: every other pixel exactly
     np.testing.assert_array_equal(to_net_input(img[:16, :16], 16)[0], img[:16, :16])  # no resize at size
+
+
+def test_pad_keeps_dtype_on_request_and_float_input_is_rounded_to_float32_first():
+    img = np.full((2, 4, 3), 200, np.uint8)
+    kept = pad_to_square(img, dtype=None)
+    assert kept.dtype == np.uint8 and kept.shape == (4, 4, 3) and kept[2:].max() == 0
+    # TF.js holds the image as float32 before resizing: a float64 input is rounded first
+    x = np.random.default_rng(4).uniform(0, 255, size=(24, 24, 3))
+    out = to_net_input(x, 32)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[0], resize_bilinear(x.astype(np.float32), 32))
+    assert np.any(out[0] != resize_bilinear(x, 32))        # rounding first does change some values
