@@ -266,3 +266,12 @@ def test_items_and_batches_match_the_full_targets(loc):
     images, targets = loc.get_batch([3, 0, 7])
     np.testing.assert_array_equal(targets, full[[3, 0, 7]])
     assert images.shape == (3, 48, 48, 3)
+
+
+def test_named_builders_split_glyphs_and_photos():
+    builder, _ = SCENE_DATASETS["digit-scenes"]
+    train, test = builder(train=4, test=3, size=48)
+    assert len(train) == 4 and len(test) == 3 and train.images.shape[1:] == (48, 48, 3)
+    assert train.name == "digits-scenes" and train.classes == [str(d) for d in range(10)]
+    train, test = SCENE_DATASETS["fashion-loc"][0](train=3, test=2, size=32)
+    assert len(train) == 3 and len(test) == 2 and train.classes[0] == "T-shirt/top"

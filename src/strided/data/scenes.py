@@ -698,29 +698,30 @@ def make_scenes(source: str = "digits", n: int = 1000, size: int = 96, max_objec
 
 
 # =========================================================================== named sets
-def digit_localization(root=None):
-    """``(train, test)``: 10000 / 2000 MNIST-digit localisation images 64x64 (20% empty);
-    train from the training digits and photos, test from held-out digits and photos."""
-    return (make_localization("digits", 10000, 64, seed=0, split="train", root=root),
-            make_localization("digits", 2000, 64, seed=1, split="test", root=root))
+def digit_localization(root=None, train: int = 10000, test: int = 2000, size: int = 64):
+    """``(train, test)``: MNIST-digit localisation images (default 10000 / 2000, 64x64, 20%
+    empty); train from the training digits and photos (seed 0), test from the held-out
+    digits and photos (seed 1)."""
+    return (make_localization("digits", train, size, seed=0, split="train", root=root),
+            make_localization("digits", test, size, seed=1, split="test", root=root))
 
 
-def fashion_localization(root=None):
-    """``(train, test)``: 10000 / 2000 Fashion-MNIST localisation images 64x64 (20% empty)."""
-    return (make_localization("fashion", 10000, 64, seed=0, split="train", root=root),
-            make_localization("fashion", 2000, 64, seed=1, split="test", root=root))
+def fashion_localization(root=None, train: int = 10000, test: int = 2000, size: int = 64):
+    """``(train, test)``: Fashion-MNIST localisation images (default 10000 / 2000, 64x64)."""
+    return (make_localization("fashion", train, size, seed=0, split="train", root=root),
+            make_localization("fashion", test, size, seed=1, split="test", root=root))
 
 
-def digit_scenes(root=None):
-    """``(train, test)``: 8000 / 1000 scenes 96x96 of 1..4 MNIST digits."""
-    return (make_scenes("digits", 8000, 96, 4, seed=0, split="train", root=root),
-            make_scenes("digits", 1000, 96, 4, seed=1, split="test", root=root))
+def digit_scenes(root=None, train: int = 8000, test: int = 1000, size: int = 96, max_objects: int = 4):
+    """``(train, test)``: scenes of 1..``max_objects`` MNIST digits (default 8000 / 1000, 96x96)."""
+    return (make_scenes("digits", train, size, max_objects, seed=0, split="train", root=root),
+            make_scenes("digits", test, size, max_objects, seed=1, split="test", root=root))
 
 
-def fashion_scenes(root=None):
-    """``(train, test)``: 8000 / 1000 scenes 96x96 of 1..4 Fashion-MNIST articles."""
-    return (make_scenes("fashion", 8000, 96, 4, seed=0, split="train", root=root),
-            make_scenes("fashion", 1000, 96, 4, seed=1, split="test", root=root))
+def fashion_scenes(root=None, train: int = 8000, test: int = 1000, size: int = 96, max_objects: int = 4):
+    """``(train, test)``: scenes of 1..``max_objects`` Fashion-MNIST articles (default 8000 / 1000)."""
+    return (make_scenes("fashion", train, size, max_objects, seed=0, split="train", root=root),
+            make_scenes("fashion", test, size, max_objects, seed=1, split="test", root=root))
 
 
 # name -> (builder(root=None) -> (train, test), one-line description); for the data registry
