@@ -130,9 +130,15 @@ def test_detection_map_equals_pycocotools():
             boxes = np.concatenate([c - wh / 2, c + wh / 2], 1)
             labels = rng.integers(0, C, k)
             targets.append((boxes, labels))
-            noisy = boxes + rng.normal(0, 0.02, boxes.shape)
+            # predictions: the boxes moved a little, some with the wrong class, plus a false
+            # positive; the rest of the head is noise (low scores)
+            noisy = np.clip(boxes + rng.normal(0, 0.04, boxes.shape), 0.01, 0.99)
+            wrong = np.where(rng.random(k) < 0.3, (labels + 1) % C, labels)
+            fake_c = rng.uniform(0.2, 0.8, (1, 2))
+            fake = np.concatenate([fake_c - 0.1, fake_c + 0.1], 1)
             raw = rng.normal(0, 1, (1, 4, 4, 2, 5 + C))
-            raws.append(head_with(noisy, labels, raw=raw, strength=3.0))
+            raw = head_with(fake, rng.integers(0, C, 1), raw=raw, strength=float(rng.uniform(1, 4)))
+            raws.append(head_with(noisy, wrong, raw=raw, strength=float(rng.uniform(1, 4))))
         raw = np.concatenate(raws).reshape(3, 4, 4, -1)
         metric.update(sd.tensor(raw), targets)
         for n, det in enumerate(decode_detections(raw, ANCHORS, C, conf=0.001, iou=0.45, image_size=64)):

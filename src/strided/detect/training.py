@@ -147,7 +147,9 @@ class DetectionMAP:
     NMS at ``iou``, at most ``max_det`` per image) and keeps the detections and the ground
     truths; ``compute()`` runs :func:`strided.detect.metrics.evaluate` on all of them and
     returns ``{"mAP50": ..., "mAP50-95": ...}`` (COCO's 101-point AP averaged over classes,
-    at IoU 0.5 and averaged over IoU 0.50:0.05:0.95).  ``reset()`` starts over.
+    at IoU 0.5 and averaged over IoU 0.50:0.05:0.95; classes without ground truth are left
+out of the mean, as COCOeval does).  The full result of ``evaluate`` (per-class AP,
+precision/recall curves) stays in ``last_result``.  ``reset()`` starts over.
 
     ``image_size`` ``(H, W)`` puts the boxes in pixels (the mAP does not change: scaling both
     boxes of a pair scales their intersection and union alike); the default keeps them
@@ -166,6 +168,7 @@ class DetectionMAP:
         self.predictions: list = []
         self.ground_truth: list = []
         self.images = 0
+        self.last_result: dict | None = None
 
     def update(self, outputs, targets) -> None:
         raw = outputs.data if hasattr(outputs, "data") and not isinstance(outputs, np.ndarray) else outputs
@@ -195,7 +198,9 @@ class DetectionMAP:
         if not self.ground_truth:
             raise DetectionDataError("DetectionMAP.compute() needs ground truth: update() was not called "
                                      "or every image was empty")
-        result = evaluate(self.predictions, self.ground_truth)
+        result = evaluate(self.predictions, self.ground_truth, max_detections=self.max_det,
+                          image_ids=list(range(self.images)), category_ids=list(range(self.num_classes)))
+        self.last_result = result
         return {"mAP50": float(result["map50"]), "mAP50-95": float(result["map50_95"])}
 
     def __repr__(self):
