@@ -29,6 +29,17 @@ def test_parameter_count_matches_docstring_and_hand_count():
     assert "1,002,715" in yolo_tiny.__doc__
 
 
+def test_objectness_prior_in_head_bias():
+    model = yolo_tiny(num_classes=2, anchors=[[1, 1], [2, 1]])
+    bias = model.head.bias.data
+    np.testing.assert_allclose(bias[[4, 11]], np.log(0.01 / 0.99), rtol=1e-6)
+    assert np.all(np.delete(bias, [4, 11]) == 0)
+    with sd.no_grad():
+        raw = model(sd.tensor(np.zeros((1, 32, 32, 3), np.float32))).data
+    obj = 1 / (1 + np.exp(-raw.reshape(1, 2, 2, 2, 7)[..., 4]))
+    assert np.all(np.abs(obj - 0.01) < 0.005)     # BN (batch statistics) zeroes a constant input
+
+
 def torch_twin(model):
     """The same network in PyTorch (NCHW), weights copied from the strided model."""
     layers, state = [], model.state_dict()

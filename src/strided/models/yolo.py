@@ -9,6 +9,8 @@
 The total stride is 16 (Tiny-YOLOv2 has 32): on 96x96 scenes the grid is 6x6 cells of 16
 pixels, so objects of 17-38 pixels span one to two and a half cells.  The head's layout
 is the one :mod:`strided.detect.yolo` decodes (per anchor ``tx, ty, tw, th, to, c_1..c_C``).
+The head's objectness biases start at ``log(0.01 / 0.99)`` (every slot begins at P(object)
+= 0.01, as in RetinaNet / YOLOv5), the other biases at 0.
 
 The model carries what decoding needs: ``model.anchors`` ``(A, 2)`` in grid cells,
 ``model.num_classes``, ``model.stride`` (16) and ``model.input_size``.
@@ -23,11 +25,12 @@ import numpy as np
 
 from .. import nn
 
-__all__ = ["YoloTiny", "yolo_tiny", "DEFAULT_ANCHORS"]
+__all__ = ["YoloTiny", "yolo_tiny", "DEFAULT_ANCHORS", "OBJECTNESS_PRIOR"]
 
 # k-means (1 - IoU, k=5, seed 0) on the boxes of 1000 digit + 1000 fashion scenes of 96x96
 # pixels (strided.data.scenes.make_scenes(..., seed=0)), in cells of 16 pixels; mean IoU 0.79.
 DEFAULT_ANCHORS = ((1.50, 0.93), (0.98, 1.49), (1.45, 1.94), (1.99, 1.44), (2.08, 2.30))
+OBJECTNESS_PRIOR = 0.01      # initial sigmoid(to) of every slot (bias of the objectness channels)
 
 
 def conv_bn_leaky(in_channels, out_channels, kernel_size=3):
@@ -63,6 +66,10 @@ class YoloTiny(nn.Module):
         layers += [conv_bn_leaky(c, widths[4]), conv_bn_leaky(widths[4], widths[4])]
         self.features = nn.Sequential(*layers)
         self.head = nn.Conv2d(widths[4], len(anchors) * (5 + self.num_classes), 1)
+        # objectness prior: start every slot at P(object) = 0.01 (the head bias of channel
+        # ``to``), so the first steps are not spent silencing ~180 empty slots per image
+        objectness = np.arange(len(anchors)) * (5 + self.num_classes) + 4
+        self.head.bias.data[objectness] = np.log(OBJECTNESS_PRIOR / (1 - OBJECTNESS_PRIOR))
 
     def forward(self, x):
         return self.head(self.features(x))
