@@ -278,6 +278,8 @@ def test_gradients_flow_to_every_weight(tmp_path):
     loss.backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and np.abs(p.grad).max() > 0, name
+    # float64 in, float64 out
+    assert all(h.dtype == np.float64 for h in net.predict(x.astype(np.float64)))
 
 
 # --------------------------------------------------------------------------- weights format
@@ -384,6 +386,7 @@ def test_missing_files(tmp_path):
     (("activation=logistic", "activation=mish"), r"activation=mish is not supported"),
     (("width=24", "width=2x4"), r"option width='2x4' is not a valid integer"),
     (("[net]", "[nett]"), r"starts with a \[net\] section, found \[nett\]"),
+    (("softmax=1", "softmax=1\nbackground=1"), r"line \d+ \(\[region\]\): region heads with background=1 are not"),
 ])
 def test_bad_cfgs(tmp_path, edit, message):
     cfg = _small(tmp_path, V2_LIKE.replace(*edit))

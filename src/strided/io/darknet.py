@@ -316,7 +316,11 @@ class DarknetHead:
 
 
 class DarknetHeadLayer(Module):
-    """``[region]`` / ``[yolo]``: passes its input through (decoding is strided.detect.decode)."""
+    """``[region]`` / ``[yolo]``: passes its input through (decoding is strided.detect.decode).
+
+    (darknet's own head output is the activated one; a ``route`` reading a head layer would
+    get the raw values here.  No shipped cfg routes from a head.)
+    """
 
     def __init__(self, head: DarknetHead):
         super().__init__()
@@ -363,7 +367,7 @@ class DarknetNet(Module):
         return [m for m in self.layers if isinstance(m, DarknetConv)]
 
     def _run(self, x, keep_all: bool):
-        x = x if isinstance(x, Tensor) else Tensor(np.asarray(x, dtype=np.float32))
+        x = x if isinstance(x, Tensor) else Tensor(x)  # float32 / float64 kept, other numbers -> float32
         if x.ndim != 4 or x.shape[-1] != self.channels:
             raise ValueError(f"darknet network input must be NHWC with {self.channels} channels, "
                              f"received shape {tuple(x.shape)}")
@@ -502,6 +506,8 @@ def build_darknet(sections, init: bool = True) -> DarknetNet:
                 raise _bad(sec, f"mask={list(mask)} must pick anchors among num={total}")
             if kind == "region" and coords != 4:
                 raise _bad(sec, f"coords={coords} is not supported (only 4)")
+            if sec.get("background", 0):
+                raise _bad(sec, "region heads with background=1 are not supported")
             if sec.get("tree", None, str) is not None:
                 raise _bad(sec, "region heads with a softmax tree (YOLO9000) are not supported")
             if c != num * (coords + 1 + classes):
