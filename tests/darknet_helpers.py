@@ -3,6 +3,7 @@
 OpenCV's darknet importer as the independent reference."""
 from __future__ import annotations
 
+import ctypes
 import re
 from pathlib import Path
 
@@ -97,3 +98,91 @@ def rel_err(actual, expected) -> float:
     actual, expected = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
     return float(np.max(np.abs(actual - expected)) / max(1.0, np.max(np.abs(expected))))
+
+
+# --------------------------------------------------------------------------- the real darknet (libdarknet.so)
+LIBDARKNET = Path("/usr/lib/darknet/libdarknet.so")
+
+
+class _Box(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_float), ("y", ctypes.c_float), ("w", ctypes.c_float), ("h", ctypes.c_float)]
+
+
+class _Detection(ctypes.Structure):  # darknet.h: struct detection
+    _fields_ = [("bbox", _Box), ("classes", ctypes.c_int), ("prob", ctypes.POINTER(ctypes.c_float)),
+                ("mask", ctypes.POINTER(ctypes.c_float)), ("objectness", ctypes.c_float),
+                ("sort_class", ctypes.c_int)]
+
+
+class _Image(ctypes.Structure):  # darknet.h: image (CHW float data)
+    _fields_ = [("w", ctypes.c_int), ("h", ctypes.c_int), ("c", ctypes.c_int), ("data", ctypes.POINTER(ctypes.c_float))]
+
+
+class Darknet:
+    """Debian's libdarknet.so (pjreddie's darknet, git 2018-09-14) through its C API, as the
+    reference implementation: load a network, predict, get its decoded boxes, NMS, letterbox."""
+
+    def __init__(self):
+        if not LIBDARKNET.is_file():
+            pytest.skip(f"{LIBDARKNET} missing: the Debian package 'darknet' is not installed (apt-get install darknet)")
+        lib = ctypes.CDLL(str(LIBDARKNET))
+        f = ctypes.POINTER(ctypes.c_float)
+        lib.load_network.argtypes, lib.load_network.restype = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_int], \
+            ctypes.c_void_p
+        lib.network_predict.argtypes, lib.network_predict.restype = [ctypes.c_void_p, f], f
+        lib.get_network_boxes.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_float, ctypes.c_float,
+                                          ctypes.POINTER(ctypes.c_int), ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+        lib.get_network_boxes.restype = ctypes.POINTER(_Detection)
+        lib.do_nms_sort.argtypes = [ctypes.POINTER(_Detection), ctypes.c_int, ctypes.c_int, ctypes.c_float]
+        lib.free_detections.argtypes = [ctypes.POINTER(_Detection), ctypes.c_int]
+        lib.load_image_color.argtypes, lib.load_image_color.restype = [ctypes.c_char_p, ctypes.c_int, ctypes.c_int], \
+            _Image
+        lib.letterbox_image.argtypes, lib.letterbox_image.restype = [_Image, ctypes.c_int, ctypes.c_int], _Image
+        lib.resize_image.argtypes, lib.resize_image.restype = [_Image, ctypes.c_int, ctypes.c_int], _Image
+        lib.free_image.argtypes = [_Image]
+        self.lib = lib
+
+    def load(self, cfg, weights):
+        return self.lib.load_network(str(cfg).encode(), str(weights).encode(), 0)
+
+    def predict(self, net, hwc: np.ndarray) -> None:
+        chw = np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32)
+        self.lib.network_predict(net, chw.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+
+    def boxes(self, net, image_wh, thresh, relative, classes, nms=None):
+        """get_network_boxes (+ do_nms_sort): list of ((x, y, w, h), objectness, probs).
+        (darknet fills ``detection.classes`` only for yolo layers, hence ``classes``.)"""
+        n = ctypes.c_int(0)
+        dets = self.lib.get_network_boxes(net, int(image_wh[0]), int(image_wh[1]), thresh, 0.5, None, relative,
+                                          ctypes.byref(n))
+        if nms is not None:
+            self.lib.do_nms_sort(dets, n.value, classes, nms)
+        out = []
+        for i in range(n.value):
+            d = dets[i]
+            out.append(((d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h), d.objectness,
+                        np.ctypeslib.as_array(d.prob, (classes,)).copy()))
+        self.lib.free_detections(dets, n.value)
+        return out
+
+    def _to_numpy(self, im) -> np.ndarray:
+        chw = np.ctypeslib.as_array(im.data, (im.c, im.h, im.w)).copy()
+        self.lib.free_image(im)
+        return chw.transpose(1, 2, 0)
+
+    def load_image(self, path) -> np.ndarray:
+        """darknet's load_image_color: (H, W, 3) float32 in [0, 1]."""
+        return self._to_numpy(self.lib.load_image_color(str(path).encode(), 0, 0))
+
+    def _image(self, hwc):
+        chw = np.ascontiguousarray(hwc.transpose(2, 0, 1), dtype=np.float32)
+        im = _Image(hwc.shape[1], hwc.shape[0], hwc.shape[2], chw.ctypes.data_as(ctypes.POINTER(ctypes.c_float)))
+        return im, chw  # keep chw alive while im is used
+
+    def letterbox(self, hwc, w, h) -> np.ndarray:
+        im, keep = self._image(hwc)
+        return self._to_numpy(self.lib.letterbox_image(im, w, h))
+
+    def resize(self, hwc, w, h) -> np.ndarray:
+        im, keep = self._image(hwc)
+        return self._to_numpy(self.lib.resize_image(im, w, h))

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from darknet_helpers import DATA_DIR, opencv_forward, opencv_net, random_weights_file, resized_cfg  # noqa: E402
+from darknet_helpers import (DATA_DIR, Darknet, opencv_forward, opencv_net, random_weights_file,  # noqa: E402
+                             resized_cfg)
 
 from strided.data.image import read_image  # noqa: E402
 from strided.detect.darknet import darknet_detector, darknet_resize, letterbox, read_names  # noqa: E402
@@ -57,6 +58,18 @@ def test_darknet_resize_matches_loop(src, dst):
     ours = darknet_resize(im, *dst)
     assert ours.shape == (dst[1], dst[0], 3) and ours.dtype == np.float32
     np.testing.assert_allclose(ours, resize_loop(im, *dst), rtol=0, atol=1e-6)
+
+
+def test_resize_letterbox_and_jpeg_match_darknet_itself():
+    """Debian's libdarknet.so: load_image_color, resize_image, letterbox_image on a real photo."""
+    darknet = Darknet()
+    photo = DATA_DIR / "dog.jpg"
+    im = darknet.load_image(photo)
+    np.testing.assert_allclose(im, read_image(photo) / np.float32(255), atol=1e-6)  # same decoded pixels
+    for w, h in ((320, 240), (101, 77), (800, 13)):
+        np.testing.assert_array_equal(darknet_resize(im, w, h), darknet.resize(im, w, h))
+    for w, h in ((320, 320), (416, 256), (256, 416)):
+        np.testing.assert_array_equal(letterbox(im, w, h)[0], darknet.letterbox(im, w, h))
 
 
 def test_letterbox_embeds_in_grey():
@@ -173,3 +186,37 @@ def test_detector_options(tiny_v3):
         det.detect(image, conf=2)
     with pytest.raises(ModelFileError, match="20 class names for a network of 80 classes"):
         darknet_detector(cfg, weights, names=read_names(DATA_DIR / "voc.names"))
+
+
+@pytest.mark.parametrize("name,photo,conf", [("yolov3-tiny", "dog.jpg", 0.9), ("yolov3-tiny", "person.jpg", 0.9),
+                                             ("yolov2-tiny-voc", "horses.jpg", 0.6)])
+def test_detector_matches_darknet_itself(tmp_path, name, photo, conf):
+    """The whole pipeline against Debian's libdarknet.so doing what ``darknet detector test``
+    does: load_image_color, letterbox_image, network_predict, get_network_boxes (pixels),
+    do_nms_sort at 0.45, keep probabilities > conf."""
+    darknet = Darknet()
+    cfg = resized_cfg(name, 320, tmp_path)
+    weights = random_weights_file(cfg, tmp_path / "w.weights", seed=11, boost=1.0)
+    det = darknet_detector(cfg, weights)
+    image = read_image(DATA_DIR / photo)
+    H, W = image.shape[:2]
+    handle = darknet.load(cfg, weights)
+    darknet.predict(handle, darknet.letterbox(darknet.load_image(DATA_DIR / photo), 320, 320))
+    ref = []
+    for (x, y, w, h), _, probs in darknet.boxes(handle, (W, H), conf, 0, det.num_classes, nms=0.45):
+        for k in np.flatnonzero(probs > conf):
+            box = np.clip([x - w / 2, y - h / 2, x + w / 2, y + h / 2], 0, [W, H, W, H])
+            ref.append((float(probs[k]), int(k), box))
+    ours = det.detect(image, conf=conf, iou=0.45, max_det=None)
+    assert 10 < len(ours) == len(ref)
+    assert [d["score"] for d in ours] == sorted((d["score"] for d in ours), reverse=True)
+    # the same (class, score, box) triples; matched one to one (scores a few 1e-8 apart may swap places)
+    ref_cls = np.array([k for _, k, _ in ref])
+    ref_score = np.array([s for s, _, _ in ref])
+    ref_box = np.array([b for _, _, b in ref])
+    free = np.ones(len(ref), bool)
+    for d in ours:
+        match = np.flatnonzero(free & (ref_cls == d["class"]) & (np.abs(ref_score - d["score"]) < 1e-4)
+                               & np.all(np.abs(ref_box - d["box"]) < 0.05, axis=1))
+        assert match.size, f"no darknet detection like {d}"
+        free[match[0]] = False

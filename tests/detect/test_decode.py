@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from darknet_helpers import opencv_forward, opencv_net, random_weights_file, resized_cfg  # noqa: E402
+from darknet_helpers import Darknet, opencv_forward, opencv_net, random_weights_file, resized_cfg  # noqa: E402
 
 from strided.detect.decode import (boxes_to_image, decode_head, decode_region, decode_yolo,  # noqa: E402
                                    detections_from_head, letterbox_size)
@@ -104,6 +104,32 @@ def test_decode_matches_opencv_heads(tmp_path, name):
         assert (expected != kept).sum() == 0 and (scores > 0.6).sum() > kept.sum()
     else:  # yolo layers only threshold
         assert scores[~kept].max() <= rows[:, 5:][kept].min()
+
+
+@pytest.mark.parametrize("name", ["yolov2-tiny-voc", "yolov3-tiny"])
+def test_network_and_decode_match_darknet_itself(tmp_path, name):
+    """Debian's libdarknet.so: network_predict + get_network_boxes(relative=1, thresh=0) give
+    every slot's box (cx, cy, w, h), objectness and objectness * class probability."""
+    darknet = Darknet()
+    cfg = resized_cfg(name, 320, tmp_path)
+    weights = random_weights_file(cfg, tmp_path / "w.weights", seed=3, boost=1.0)
+    x = np.random.default_rng(0).uniform(0, 1, (320, 320, 3)).astype(np.float32)
+    handle = darknet.load(cfg, weights)
+    darknet.predict(handle, x)
+    net = read_darknet(cfg, weights)
+    ref = darknet.boxes(handle, (320, 320), 0.0, 1, net.heads[0].classes)
+    parts = [decode_head(raw, head) for raw, head in zip(net.predict(x[None]), net.heads)]
+    if net.heads[0].type == "region":  # darknet lists region slots anchor-major: a * S*S + cell
+        parts = [[np.moveaxis(p, 3, 1) for p in part] for part in parts]
+    boxes = np.concatenate([b.reshape(-1, 4) for b, _, _ in parts]).astype(np.float64)
+    obj = np.concatenate([o.reshape(-1) for _, o, _ in parts])
+    scores = np.concatenate([(o[..., None] * p).reshape(-1, p.shape[-1]) for _, o, p in parts])
+    assert len(ref) == len(boxes) == {"yolov2-tiny-voc": 10 * 10 * 5, "yolov3-tiny": (100 + 400) * 3}[name]
+    cxcywh = np.concatenate([(boxes[:, :2] + boxes[:, 2:]) / 2, boxes[:, 2:] - boxes[:, :2]], axis=1)
+    np.testing.assert_allclose(cxcywh, [r[0] for r in ref], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(obj, [r[1] for r in ref], atol=2e-5)
+    np.testing.assert_allclose(scores, [r[2] for r in ref], atol=2e-5)
+    assert np.max(scores) > 0.5
 
 
 # --------------------------------------------------------------------------- mapping to pixels
