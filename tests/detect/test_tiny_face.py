@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import strided as sd
-from strided.detect.tiny_face import TinyFaceDetector, check_options, decode, preprocess
+from strided.detect.tiny_face import TinyFaceDetector, TinyFaceError, check_options, decode, preprocess
 from strided.errors import ImageError, ModelFileError, StridedError
 from strided.models.faceapi import find_faceapi_models
 from strided.models.tiny_face_detector import TinyFaceDetectorNet, load_tiny_face_detector, tfjs_to_state_dict
@@ -298,8 +298,9 @@ def test_detect_nms_is_iou_above_0_4_and_sorted_by_score(stub_detector):
 
 # ------------------------------------------------------------------------------------------ errors
 def test_option_and_input_errors(random_manifest):
-    with pytest.raises(StridedError, match="multiple of 32.*input_size=100"):
+    with pytest.raises(TinyFaceError, match="multiple of 32.*input_size=100") as info:
         check_options(100, 0.5)
+    assert isinstance(info.value, StridedError) and isinstance(info.value, ValueError)
     with pytest.raises(StridedError, match="score_threshold=1.0"):
         check_options(416, 1.0)
     with pytest.raises(StridedError, match="iou_threshold=1.5"):
@@ -312,6 +313,8 @@ def test_option_and_input_errors(random_manifest):
     with pytest.raises(StridedError, match="input_size=33"):
         det.detect(np.zeros((32, 32, 3), np.uint8), input_size=33)
     assert repr(det) == "TinyFaceDetector(input_size=416, score_threshold=0.5, iou_threshold=0.4)"
+    with pytest.raises(TinyFaceError, match=r"\(S, S, 25\).*\(13, 13, 24\)"):
+        decode(np.zeros((13, 13, 24)), (416, 416, 3))
 
 
 def test_preprocess_is_pad_resize_mean_scale():

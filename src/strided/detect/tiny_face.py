@@ -43,11 +43,15 @@ from strided.models.tiny_face_detector import (TINY_FACE_ANCHORS, TINY_FACE_IOU_
                                                TinyFaceDetectorNet, load_tiny_face_detector)
 from strided.tensor import Tensor, no_grad
 
-__all__ = ["DEFAULT_INPUT_SIZE", "DEFAULT_SCORE_THRESHOLD", "check_options", "preprocess", "decode",
+__all__ = ["TinyFaceError", "DEFAULT_INPUT_SIZE", "DEFAULT_SCORE_THRESHOLD", "check_options", "preprocess", "decode",
            "TinyFaceDetector", "detect_faces"]
 
 DEFAULT_INPUT_SIZE = 416
 DEFAULT_SCORE_THRESHOLD = 0.5
+
+
+class TinyFaceError(StridedError, ValueError):
+    """A bad option (input size, threshold) or a head of the wrong shape."""
 
 
 def check_options(input_size, score_threshold, iou_threshold=TINY_FACE_IOU_THRESHOLD) -> tuple:
@@ -55,14 +59,14 @@ def check_options(input_size, score_threshold, iou_threshold=TINY_FACE_IOU_THRES
     ``score_threshold`` in (0, 1), ``iou_threshold`` in [0, 1]."""
     if isinstance(input_size, bool) or not isinstance(input_size, numbers.Integral) or input_size <= 0 \
             or input_size % 32:
-        raise StridedError(f"input_size must be a positive multiple of 32 (e.g. 128, 160, 224, 320, 416, 512, "
+        raise TinyFaceError(f"input_size must be a positive multiple of 32 (e.g. 128, 160, 224, 320, 416, 512, "
                            f"608), received input_size={input_size!r}")
     if isinstance(score_threshold, bool) or not isinstance(score_threshold, numbers.Real) \
             or not 0 < score_threshold < 1:
-        raise StridedError(f"score_threshold must be a number in (0, 1), received score_threshold={score_threshold!r}")
+        raise TinyFaceError(f"score_threshold must be a number in (0, 1), received score_threshold={score_threshold!r}")
     if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, numbers.Real) \
             or not 0 <= iou_threshold <= 1:
-        raise StridedError(f"iou_threshold must be in [0, 1], received iou_threshold={iou_threshold!r}")
+        raise TinyFaceError(f"iou_threshold must be in [0, 1], received iou_threshold={iou_threshold!r}")
     return int(input_size), float(score_threshold), float(iou_threshold)
 
 
@@ -100,7 +104,7 @@ def decode(raw, image_shape, input_size: int = DEFAULT_INPUT_SIZE,
         raw = raw[0]
     num_anchors = len(TINY_FACE_ANCHORS)
     if raw.ndim != 3 or raw.shape[0] != raw.shape[1] or raw.shape[2] != num_anchors * 5:
-        raise StridedError(f"the Tiny Face Detector's head must be (S, S, {num_anchors * 5}), "
+        raise TinyFaceError(f"the Tiny Face Detector's head must be (S, S, {num_anchors * 5}), "
                            f"received shape {raw.shape}")
     boxes, objectness, _ = decode_region(raw, TINY_FACE_ANCHORS, num_classes=0, softmax=False)
     boxes, objectness = boxes[0], objectness[0]                 # (S, S, A, 4) xyxy of the square, (S, S, A)
