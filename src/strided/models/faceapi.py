@@ -1,4 +1,4 @@
-"""face-api's pretrained weights (npm ``@vladmandic/face-api``): where they are, how to install them.
+"""face-api (npm ``@vladmandic/face-api``): locating and installing its weights, and its input pipeline.
 
 face-api ships its networks as TF.js weight files in the package's ``model/`` folder,
 ``<name>-weights_manifest.json`` + ``<name>.bin`` (uint8-quantised), for example
