@@ -1,10 +1,14 @@
-"""Shared by tests/io/test_io_darknet.py and tests/detect/test_decode.py: the cfgs Debian's
-``darknet`` package ships, random weights files whose activations stay of order one, and
-OpenCV's darknet importer as the independent reference."""
+"""Shared by tests/io/test_io_darknet.py, tests/detect/test_decode.py and test_darknet.py: the
+cfgs Debian's ``darknet`` package ships, random weights files whose activations stay of order
+one, and two independent references: OpenCV's darknet importer and darknet itself (Debian's
+libdarknet.so through its C API).  Tests skip, saying so, when the package is missing."""
 from __future__ import annotations
 
+import atexit
 import ctypes
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +82,21 @@ def random_weights_file(cfg: Path, path: Path, seed: int = 0, version=(0, 2, 0),
         biases[:, 4] += boost
         biases[:, 5] += 2 * boost
     return write_darknet_weights(net, path, version=version)
+
+
+_SHARED = {}
+
+
+def shared_files(name: str, size: int) -> tuple:
+    """``(cfg, weights)`` for a shipped cfg at ``size`` with random weights (seed 11, boost 1),
+    made once per test session and shared by the tests that only read them."""
+    key = (name, size)
+    if key not in _SHARED:
+        folder = Path(tempfile.mkdtemp(prefix=f"strided-darknet-{name}-"))
+        atexit.register(shutil.rmtree, folder, True)
+        cfg = resized_cfg(name, size, folder)
+        _SHARED[key] = cfg, random_weights_file(cfg, folder / f"{name}-{size}.weights", seed=11, boost=1.0)
+    return _SHARED[key]
 
 
 def opencv_net(cfg: Path, weights: Path):

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from darknet_helpers import (DATA_DIR, Darknet, opencv_forward, opencv_net, random_weights_file,  # noqa: E402
-                             resized_cfg)
+from darknet_helpers import DATA_DIR, Darknet, opencv_forward, opencv_net, shared_files  # noqa: E402
 
 from strided.data.image import read_image  # noqa: E402
 from strided.detect.darknet import darknet_detector, darknet_resize, letterbox, read_names  # noqa: E402
@@ -135,10 +134,8 @@ def reference_detections(rows, image_wh, net_wh, conf, iou, max_det):
 
 
 @pytest.fixture(scope="module")
-def tiny_v3(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("yolov3-tiny")
-    cfg = resized_cfg("yolov3-tiny", 320, folder)
-    return cfg, random_weights_file(cfg, folder / "yolov3-tiny.weights", seed=11, boost=1.0)
+def tiny_v3():
+    return shared_files("yolov3-tiny", 320)
 
 
 def test_detector_on_a_real_photo_matches_reference(tiny_v3):
@@ -190,13 +187,12 @@ def test_detector_options(tiny_v3):
 
 @pytest.mark.parametrize("name,photo,conf", [("yolov3-tiny", "dog.jpg", 0.9), ("yolov3-tiny", "person.jpg", 0.9),
                                              ("yolov2-tiny-voc", "horses.jpg", 0.6)])
-def test_detector_matches_darknet_itself(tmp_path, name, photo, conf):
+def test_detector_matches_darknet_itself(name, photo, conf):
     """The whole pipeline against Debian's libdarknet.so doing what ``darknet detector test``
     does: load_image_color, letterbox_image, network_predict, get_network_boxes (pixels),
     do_nms_sort at 0.45, keep probabilities > conf."""
     darknet = Darknet()
-    cfg = resized_cfg(name, 320, tmp_path)
-    weights = random_weights_file(cfg, tmp_path / "w.weights", seed=11, boost=1.0)
+    cfg, weights = shared_files(name, 320)
     det = darknet_detector(cfg, weights)
     image = read_image(DATA_DIR / photo)
     H, W = image.shape[:2]
