@@ -246,18 +246,22 @@ def test_small_cfgs_match_opencv(tmp_path, text, expected):
 def test_maxpool_shapes_follow_darknet(tmp_path):
     cfg = tmp_path / "pools.cfg"
     cfg.write_text("[net]\nwidth=13\nheight=13\nchannels=1\n"
-                   "[maxpool]\nsize=2\nstride=1\n[maxpool]\nsize=2\nstride=2\n[maxpool]\nsize=3\nstride=2\n")
+                   "[maxpool]\nsize=2\nstride=1\n[maxpool]\nsize=2\nstride=2\n[maxpool]\nsize=3\nstride=2\n"
+                   "[maxpool]\nsize=3\nstride=1\npadding=4\n")
     net = read_darknet(cfg)
-    assert net.shapes == [(13, 13, 1), (7, 7, 1), (4, 4, 1)]  # (13+1-2)/1+1, (13+1-2)/2+1, (7+2-3)/2+1
+    # (13+1-2)/1+1, (13+1-2)/2+1, (7+2-3)/2+1, (4+4-3)/1+1
+    assert net.shapes == [(13, 13, 1), (7, 7, 1), (4, 4, 1), (6, 6, 1)]
     x = np.random.default_rng(0).permutation(169).reshape(1, 13, 13, 1).astype(np.float32)
     outs = net.forward_all(x)
-    # loop port of darknet's forward_maxpool_layer for the first two
-    for out, size, stride, source in ((outs[0], 2, 1, x), (outs[1], 2, 2, outs[0].data)):
+    # loop port of darknet's forward_maxpool_layer (window starts padding // 2 before the image)
+    cases = ((outs[0], 2, 1, 1, x), (outs[1], 2, 2, 1, outs[0].data), (outs[2], 3, 2, 2, outs[1].data),
+             (outs[3], 3, 1, 4, outs[2].data))
+    for out, size, stride, padding, source in cases:
         src = source[0, :, :, 0]
         n = src.shape[0]
-        o = (n + size - 1 - size) // stride + 1
+        o = (n + padding - size) // stride + 1
         ref = np.full((o, o), -np.inf)
-        off = -((size - 1) // 2)
+        off = -(padding // 2)
         for i in range(o):
             for j in range(o):
                 for a in range(size):
