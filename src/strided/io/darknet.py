@@ -178,18 +178,24 @@ class DarknetConv(Module):
         """Numbers this layer reads from a weights file."""
         return self.filters * (4 if self.batch_normalize else 1) + self.weight.data.size
 
-    def folded(self):
-        """The kernel and bias with batch norm folded in: ``(w * k, biases - mean * k)``."""
+    def bn_scale_shift(self, dtype):
+        """Batch norm as ``z * k + shift``: ``k = scales / (sqrt(rolling_var) + 1e-6)``,
+        ``shift = biases - rolling_mean * k`` (tensors, so gradients reach scales and biases)."""
+        inv = (1.0 / (np.sqrt(self.rolling_variance.astype(np.float64)) + _BN_EPS)).astype(dtype)
+        scales, biases = self.scales.astype(dtype), self.biases.astype(dtype)
+        k = scales * inv
+        return k, biases - k * self.rolling_mean.astype(dtype)
+
+    def folded(self, dtype=np.float32):
+        """The kernel and bias with batch norm folded in: ``(weight * k, shift)``."""
+        weight = self.weight.astype(dtype) if self.weight.dtype != dtype else self.weight
         if not self.batch_normalize:
-            return self.weight, self.biases
-        inv = 1.0 / (np.sqrt(self.rolling_variance) + _BN_EPS)
-        k = self.scales * inv.astype(self.weight.dtype)
-        return self.weight * k, self.biases - k * self.rolling_mean.astype(self.weight.dtype)
+            return weight, self.biases.astype(dtype) if self.biases.dtype != dtype else self.biases
+        k, shift = self.bn_scale_shift(dtype)
+        return weight * k, shift
 
     def forward(self, x):
-        w, b = self.folded()
-        if w.dtype != x.dtype:
-            w, b = w.astype(x.dtype), b.astype(x.dtype)
+        w, b = self.folded(x.dtype)
         y = F.conv2d(x, w, b, stride=self.stride, padding=self.padding, groups=self.groups)
         return _activate(y, self.activation)
 
