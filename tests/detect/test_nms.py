@@ -201,3 +201,12 @@ def test_errors_name_the_received_value():
         batched_nms(boxes, scores, np.zeros(2, int), 0.5)
     with pytest.raises(TypeError, match="integers"):
         batched_nms(boxes, scores, np.zeros(3), 0.5)
+
+
+def test_huge_class_labels_and_coordinates():
+    rng = np.random.default_rng(21)
+    boxes = make_boxes(rng, 400, "spread") * 1e6           # a very wide span
+    boxes[:5] = [[0, 0, 1e-3, 1e-3]] * 5                     # and tiny boxes far away
+    scores = rng.random(400)
+    classes = rng.integers(0, 3, 400) * 2**60 - 2**61
+    assert batched_nms(boxes, scores, classes, 0.5).tolist() == greedy_nms(boxes, scores, 0.5, classes=classes)

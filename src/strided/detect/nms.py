@@ -116,12 +116,13 @@ def _strips(centre, size, t):
 
     IoU > t needs ``|centre_a - centre_b| < (1 - t) * max(size_a, size_b)``, so two boxes
     that can suppress each other lie in the same strip or in neighbouring strips.
-    Returns None when strips would not help (one strip, or too many to index).
+    Returns None when strips would not help (everything in one strip).
     """
     width = (1.0 - t) * float(size.max()) * (1 + 1e-6)
     span = float(centre.max() - centre.min())
-    if width <= 0 or span <= width or span / width > 1e12:
+    if width <= 0 or span <= width:
         return None
+    width = max(width, span / 1e6)          # wider strips stay valid; at most a million of them
     return np.floor((centre - centre.min()) / width).astype(np.int64)
 
 
@@ -231,6 +232,7 @@ def _nms_core(boxes, scores, group, t, max_boxes):
     if n == 0 or max_boxes == 0:
         return np.zeros(0, dtype=np.int64)
     rank_to_index = np.argsort(-scores, kind="stable")     # ties keep input order
+    group = np.unique(group, return_inverse=True)[1].reshape(-1)   # dense labels 0..G-1
     b, g = boxes[rank_to_index], group[rank_to_index]
     kept = None
     if max_boxes is None or max_boxes > LOOP_MAX_BOXES:    # the loop is cheaper for a few boxes
