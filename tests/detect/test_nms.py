@@ -90,15 +90,30 @@ def test_nms_equals_the_greedy_loop(kind, threshold):
     assert kept.tolist() == greedy_nms(boxes, scores, threshold)
 
 
+MODES = {
+    "default": {},
+    "pairs only": {"PAIRS_PER_BOX_CHEAP": 10**9},
+    "loop only": {"PAIRS_PER_BOX_CHEAP": -1, "PAIR_BUDGET": -1},
+    "loop one step, then pairs": {"PAIRS_PER_BOX_CHEAP": -1, "PAIR_COST": 0},
+    "loop part way, then pairs": {"PAIRS_PER_BOX_CHEAP": -1, "PAIR_COST": 0.05, "LOOP_STEP_COST": 0},
+}
+
+
+def use_mode(monkeypatch, mode):
+    for name, value in MODES[mode].items():
+        monkeypatch.setattr(nms_module, name, value)
+
+
+@pytest.mark.parametrize("mode", list(MODES))
 @pytest.mark.parametrize("kind", KINDS)
-def test_both_internal_paths_agree_with_the_loop(kind, monkeypatch):
+def test_every_internal_path_agrees_with_the_loop(kind, mode, monkeypatch):
     rng = np.random.default_rng(7 + KINDS.index(kind))
     boxes = make_boxes(rng, 300, kind)
     scores = rng.random(300).astype(np.float32)
     expected = greedy_nms(boxes, scores, 0.45)
+    use_mode(monkeypatch, mode)
     assert nms(boxes, scores, 0.45).tolist() == expected
-    monkeypatch.setattr(nms_module, "PAIR_BUDGET", -1)          # force the per-box loop
-    assert nms(boxes, scores, 0.45).tolist() == expected
+    assert nms(boxes, scores, 0.45, max_boxes=40).tolist() == expected[:40]
     assert nms(boxes, scores, 0.45, max_boxes=7).tolist() == expected[:7]
 
 
@@ -158,8 +173,9 @@ def test_empty_and_single_inputs():
     assert batched_nms(np.zeros((0, 4)), np.zeros(0), np.zeros(0, int), 0.5).tolist() == []
 
 
+@pytest.mark.parametrize("mode", ["default", "loop only", "loop part way, then pairs"])
 @pytest.mark.parametrize("kind", ["clusters", "heavy", "grid"])
-def test_batched_nms_is_nms_per_class(kind, monkeypatch):
+def test_batched_nms_is_nms_per_class(kind, mode, monkeypatch):
     rng = np.random.default_rng(5)
     boxes = make_boxes(rng, 300, kind)
     scores = np.round(rng.random(300), 2)
@@ -168,13 +184,14 @@ def test_batched_nms_is_nms_per_class(kind, monkeypatch):
     kept = batched_nms(boxes, scores, classes, 0.5)
     assert kept.tolist() == expected
     assert batched_nms(boxes, scores, classes, 0.5, max_boxes=10).tolist() == expected[:10]
+    use_mode(monkeypatch, mode)
+    kept = batched_nms(boxes, scores, classes, 0.5)
+    assert kept.tolist() == expected
     # the union of per-class nms, ordered by score (stable)
     union = np.concatenate([np.flatnonzero(classes == c)[nms(boxes[classes == c], scores[classes == c], 0.5)]
                             for c in np.unique(classes)])
     union = union[np.argsort(-scores[union], kind="stable")]
     assert sorted(union.tolist()) == sorted(kept.tolist())
-    monkeypatch.setattr(nms_module, "PAIR_BUDGET", -1)
-    assert batched_nms(boxes, scores, classes, 0.5).tolist() == expected
 
 
 def test_batched_nms_never_suppresses_across_classes():

@@ -48,6 +48,11 @@ __all__ = ["nms", "batched_nms"]
 
 # beyond this many candidate pairs the per-kept-box loop is used (memory and time bound)
 PAIR_BUDGET = 2_000_000
+# up to this many candidate pairs per box, the pair scan is used without trying the loop
+PAIRS_PER_BOX_CHEAP = 64
+# cost model, in units of "one box compared in the loop": a candidate pair, a loop step
+PAIR_COST = 3
+LOOP_STEP_COST = 700
 _PAIR_BLOCK = 1 << 18
 # with max_boxes at most this, the per-kept-box loop runs (at most max_boxes IoU rows)
 LOOP_MAX_BOXES = 32
@@ -164,14 +169,13 @@ def _sweep_pairs(b, group, t, axis):
     return pairs, count
 
 
-def _edges(b, group, t):
-    """Pairs (i, j), i < j in rank order, of the same group with IoU(b[i], b[j]) > t,
-    or None when there are more than PAIR_BUDGET candidate pairs."""
-    if t >= 1.0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    pairs, count = min((_sweep_pairs(b, group, t, axis) for axis in (0, 1)), key=lambda s: s[1])
-    if count > PAIR_BUDGET:
-        return None
+def _candidates(b, group, t):
+    """The cheaper of the two sweeps: (pairs generator, number of candidate pairs)."""
+    return min((_sweep_pairs(b, group, t, axis) for axis in (0, 1)), key=lambda s: s[1])
+
+
+def _edges(b, pairs, t):
+    """Pairs (i, j), i < j in rank order, of the same group with IoU(b[i], b[j]) > t."""
     x1, y1, x2, y2 = (np.ascontiguousarray(b[:, k]) for k in range(4))
     area = np.maximum(x2 - x1, 0) * np.maximum(y2 - y1, 0)
     src_parts, dst_parts = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
@@ -203,11 +207,14 @@ def _scan(n, src, dst):
     return ~suppressed
 
 
-def _loop(b, group, t, max_boxes):
+def _loop(b, group, t, max_boxes, budget=None):
     """The classic greedy loop, one IoU row per kept box (ranks in, kept ranks out).
 
     The coordinates of the boxes still alive are compacted after every kept box, so each
-    step costs the number of boxes left.  Same IoU formula as :func:`paired_iou`.
+    step costs the number of boxes left.  Same IoU formula as :func:`paired_iou`.  With a
+    ``budget`` (in units of one box compared; a step costs ``LOOP_STEP_COST`` more) the
+    loop stops once it is spent and also returns the boxes still undecided, in rank
+    order: greedy NMS on them continues the result exactly.  Returns (kept, undecided or None).
     """
     alive = np.arange(b.shape[0])
     x1, y1, x2, y2 = (np.ascontiguousarray(b[:, k]) for k in range(4))
@@ -215,7 +222,11 @@ def _loop(b, group, t, max_boxes):
     g = group.copy()
     kept = []
     limit = b.shape[0] if max_boxes is None else max_boxes
+    spent = 0
     while alive.size and len(kept) < limit:
+        if budget is not None and spent > budget:
+            return np.asarray(kept, dtype=np.int64), alive
+        spent += LOOP_STEP_COST + alive.size
         kept.append(alive[0])
         iw = np.minimum(x2[0], x2[1:]) - np.maximum(x1[0], x1[1:])
         ih = np.minimum(y2[0], y2[1:]) - np.maximum(y1[0], y1[1:])
@@ -224,25 +235,45 @@ def _loop(b, group, t, max_boxes):
         overlap = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
         stay = np.flatnonzero((overlap <= t) | (g[1:] != g[0])) + 1
         alive, x1, y1, x2, y2, area, g = (v[stay] for v in (alive, x1, y1, x2, y2, area, g))
-    return np.asarray(kept, dtype=np.int64)
+    return np.asarray(kept, dtype=np.int64), None
+
+
+def _by_pairs(b, g, t, pairs):
+    return np.flatnonzero(_scan(b.shape[0], *_edges(b, pairs, t)))
 
 
 def _nms_core(boxes, scores, group, t, max_boxes):
+    """Kept indices; chooses between the candidate-pair scan and the loop (same result)."""
     n = boxes.shape[0]
     if n == 0 or max_boxes == 0:
         return np.zeros(0, dtype=np.int64)
     rank_to_index = np.argsort(-scores, kind="stable")     # ties keep input order
+    if t >= 1.0:                                           # IoU > 1 never happens: keep all
+        return rank_to_index[:max_boxes].astype(np.int64)
     group = np.unique(group, return_inverse=True)[1].reshape(-1)   # dense labels 0..G-1
     b, g = boxes[rank_to_index], group[rank_to_index]
-    kept = None
-    if max_boxes is None or max_boxes > LOOP_MAX_BOXES:    # the loop is cheaper for a few boxes
-        edges = _edges(b, g, t)
-        if edges is not None:
-            kept = np.flatnonzero(_scan(n, *edges))
-            if max_boxes is not None:
-                kept = kept[:max_boxes]
-    if kept is None:
-        kept = _loop(b, g, t, max_boxes)
+    if max_boxes is not None and max_boxes <= LOOP_MAX_BOXES:      # a few IoU rows at most
+        kept = _loop(b, g, t, max_boxes)[0]
+    else:
+        pairs, count = _candidates(b, g, t)
+        if count <= PAIRS_PER_BOX_CHEAP * n:
+            kept = _by_pairs(b, g, t, pairs)
+        else:
+            # many candidates (heavy overlap): the loop is often cheaper, as most boxes get
+            # suppressed early.  Run it for about the time the pairs would take, then finish
+            # the boxes still undecided with whichever way is cheaper for them.
+            budget = PAIR_COST * count if count <= PAIR_BUDGET else None
+            front, rest = _loop(b, g, t, max_boxes, budget)
+            kept = front
+            if rest is not None:
+                pairs, count = _candidates(b[rest], g[rest], t)
+                if count <= PAIR_BUDGET:
+                    tail = _by_pairs(b[rest], g[rest], t, pairs)
+                else:
+                    tail = _loop(b[rest], g[rest], t, None if max_boxes is None else max_boxes - len(front))[0]
+                kept = np.concatenate([front, rest[tail]])
+    if max_boxes is not None:
+        kept = kept[:max_boxes]
     return rank_to_index[kept].astype(np.int64)
 
 
