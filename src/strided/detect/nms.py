@@ -17,19 +17,25 @@ and never suppress).
 How it is computed (the result is exactly the loop above):
 
 1. *Candidate pairs.*  IoU > t >= 0 needs the two boxes to overlap along x (and y) by more
-   than ``t`` times the width (height) of either box.  Boxes are sorted along the axis
-   that gives fewer candidates; for each box a binary search finds the later boxes whose
-   left edge starts before ``x2 - t * w``: only those pairs can suppress each other.
+   than ``t`` times the width (height) of either box, and their centres to be closer than
+   ``(1 - t) * max size`` along each axis.  So boxes are binned into strips that wide
+   along one axis (only boxes in the same or neighbouring strips can interact) and, in
+   each strip pair, sorted along the other axis, where a binary search finds for each box
+   the later boxes whose left edge starts before ``x2 - t * w``.  Both orientations are
+   counted and the one with fewer candidates is used.
 2. *Their IoU*, in float64 and blocks of pairs, keeps the pairs with IoU > t: a graph
    "higher-ranked box -> lower-ranked box it would suppress".
 3. *The greedy scan* walks the boxes in rank order over that graph (a short Python loop
    over boxes that have edges; each kept box marks its neighbours suppressed in one
    NumPy assignment).
 
-When the candidate pairs are too many (huge, heavily overlapping boxes) or ``max_boxes``
-is small, the classic loop is used instead: take the best remaining box, compute its IoU
-row with the remaining boxes, drop those above the threshold, repeat.  Both paths give
-the same indices (tested against each other and against a plain Python loop).
+When there are many candidate pairs per box (heavy overlap), the classic loop is often
+cheaper, because most boxes are suppressed early: take the best remaining box, compute
+its IoU row with the remaining boxes, drop those above the threshold, repeat.  It runs
+for about the time the pairs would take; if boxes are still undecided then, greedy NMS
+on them (by pairs, or by the loop when they still have too many candidates) continues
+the result exactly.  With a small ``max_boxes`` (at most ``LOOP_MAX_BOXES``) the loop
+alone runs.  Every path gives the same indices (tested against a plain Python loop).
 
 :func:`batched_nms` runs NMS independently per class in the same pass: pairs of boxes of
 different classes are never candidates (the sort is by class, then coordinate), so no
