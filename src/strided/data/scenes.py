@@ -414,7 +414,6 @@ def _warp_alpha(glyph_pad, g, A, t, frames, origin, win, size):
     glyph coordinates ``frame_centre + A^-1 (p - t)`` and is sampled bilinearly (zero
     outside the glyph).  Pixels outside the image get alpha 0.
     """
-    M = len(g)
     inv = np.linalg.inv(A)                                                   # (M, 2, 2)
     centre = np.stack([(frames[:, 0] + frames[:, 2]) / 2, (frames[:, 1] + frames[:, 3]) / 2], 1)
     grid = np.arange(win) + 0.5
