@@ -455,3 +455,199 @@ def pool_backward(dA, cache, mode="max"):
                             distribute_value(da, (f, f))
                         )
     return dA_prev
+
+
+# =========================================================================== YOLO (week 3)
+# The course's "Car detection with YOLO" functions, in NumPy instead of TensorFlow, with
+# the course's names, argument order and defaults.  They are the readable reference for
+# strided.detect (boxes.iou, nms.nms) and are tested against it.
+__all__ += [
+    "iou",
+    "yolo_filter_boxes",
+    "yolo_non_max_suppression",
+    "yolo_boxes_to_corners",
+    "scale_boxes",
+    "yolo_eval",
+]
+
+
+def iou(box1, box2):
+    """Intersection over union of two boxes given as ``(x1, y1, x2, y2)`` corners.
+
+    The course's step-by-step version::
+
+        xi1 = max(box1_x1, box2_x1); yi1 = max(box1_y1, box2_y1)
+        xi2 = min(box1_x2, box2_x2); yi2 = min(box1_y2, box2_y2)
+        inter_area = max(xi2 - xi1, 0) * max(yi2 - yi1, 0)
+        union_area = box1_area + box2_area - inter_area
+        iou = inter_area / union_area
+
+    >>> iou((2, 1, 4, 3), (1, 2, 3, 4))        # the course's example: 1/7
+    0.14285714285714285
+
+    Touching boxes (a shared edge or vertex) give 0.  One deliberate difference: where
+    the union is 0 (both boxes degenerate) the course divides by zero; here the result
+    is 0.0.  Box areas are ``max(x2 - x1, 0) * max(y2 - y1, 0)``, as in
+    :func:`strided.detect.boxes.box_area`.
+    """
+    func = "iou"
+    for name, box in (("box1", box1), ("box2", box2)):
+        if np.shape(box) != (4,):
+            raise ValueError(f"{func}: {name} must be 4 numbers (x1, y1, x2, y2); "
+                             f"received shape {np.shape(box)}")
+    (box1_x1, box1_y1, box1_x2, box1_y2) = (float(v) for v in box1)
+    (box2_x1, box2_y1, box2_x2, box2_y2) = (float(v) for v in box2)
+
+    xi1 = max(box1_x1, box2_x1)
+    yi1 = max(box1_y1, box2_y1)
+    xi2 = min(box1_x2, box2_x2)
+    yi2 = min(box1_y2, box2_y2)
+    inter_width = max(xi2 - xi1, 0.0)
+    inter_height = max(yi2 - yi1, 0.0)
+    inter_area = inter_width * inter_height
+
+    box1_area = max(box1_x2 - box1_x1, 0.0) * max(box1_y2 - box1_y1, 0.0)
+    box2_area = max(box2_x2 - box2_x1, 0.0) * max(box2_y2 - box2_y1, 0.0)
+    union_area = box1_area + box2_area - inter_area
+    if union_area <= 0:
+        return 0.0
+    return inter_area / union_area
+
+
+def yolo_filter_boxes(boxes, box_confidence, box_class_probs, threshold=.6):
+    """Keep the boxes whose best class score is at least ``threshold``.
+
+    Course shapes (19x19 grid, 5 anchors, 80 classes); any leading shape works::
+
+        boxes            (19, 19, 5, 4)
+        box_confidence   (19, 19, 5, 1)    p_c, the objectness
+        box_class_probs  (19, 19, 5, 80)   c_1 .. c_80
+
+    Steps, as in the course: ``box_scores = box_confidence * box_class_probs``;
+    ``box_classes = argmax(box_scores, -1)``; ``box_class_scores = max(box_scores, -1)``;
+    ``filtering_mask = box_class_scores >= threshold`` (kept when *equal* to the
+    threshold, like the course); the mask is applied to the three arrays.
+
+    Returns ``scores (K,)``, ``boxes (K, 4)``, ``classes (K,)`` (int64), in the row-major
+    order of the grid (what ``tf.boolean_mask`` gives).
+    """
+    func = "yolo_filter_boxes"
+    boxes = np.asarray(boxes)
+    box_confidence = np.asarray(box_confidence)
+    box_class_probs = np.asarray(box_class_probs)
+    lead = box_class_probs.shape[:-1]
+    if boxes.shape != lead + (4,) or box_confidence.shape != lead + (1,):
+        raise ValueError(
+            f"{func}: expected boxes {lead + (4,)} and box_confidence {lead + (1,)} to match "
+            f"box_class_probs {box_class_probs.shape}; received boxes {boxes.shape} and "
+            f"box_confidence {box_confidence.shape}")
+
+    # Step 1: compute box scores
+    box_scores = box_confidence * box_class_probs
+    # Step 2: the best class of each box and its score
+    box_classes = np.argmax(box_scores, axis=-1)
+    box_class_scores = np.max(box_scores, axis=-1)
+    # Step 3: the filtering mask
+    filtering_mask = box_class_scores >= threshold
+    # Step 4: apply the mask
+    scores = box_class_scores[filtering_mask]
+    boxes = boxes[filtering_mask]
+    classes = box_classes[filtering_mask].astype(np.int64)
+    return scores, boxes, classes
+
+
+def yolo_non_max_suppression(scores, boxes, classes, max_boxes=10, iou_threshold=0.5):
+    """Greedy non-max suppression over **all** boxes, ignoring classes, as the course does.
+
+    The course calls ``tf.image.non_max_suppression(boxes, scores, max_boxes, iou_threshold)``
+    on every box at once, so a box can be suppressed by a box of another class (per-class
+    NMS is :func:`strided.detect.nms.batched_nms`).  TensorFlow's rule is kept: the
+    highest-scoring box left is selected, and every box whose IoU with a selected box is
+    **greater than** ``iou_threshold`` is discarded, until ``max_boxes`` are selected.
+    Equal scores keep their input order (TensorFlow leaves their order unspecified).
+
+    The loop below is that definition written out with :func:`iou`.  ``boxes`` are corner
+    boxes; IoU is the same for ``(x1, y1, x2, y2)`` and for the ``(y1, x1, y2, x2)`` order
+    of :func:`yolo_boxes_to_corners`.  Returns ``scores, boxes, classes`` of the kept boxes,
+    highest score first.
+    """
+    func = "yolo_non_max_suppression"
+    scores = np.asarray(scores)
+    boxes = np.asarray(boxes)
+    classes = np.asarray(classes)
+    if scores.ndim != 1 or boxes.shape != (scores.shape[0], 4) or classes.shape != scores.shape:
+        raise ValueError(f"{func}: expected scores (K,), boxes (K, 4) and classes (K,); received "
+                         f"scores {scores.shape}, boxes {boxes.shape}, classes {classes.shape}")
+    _check_int("max_boxes", max_boxes, 0, func)
+
+    order = sorted(range(len(scores)), key=lambda i: -float(scores[i]))   # stable: ties keep order
+    nms_indices = []
+    for i in order:
+        if len(nms_indices) == max_boxes:
+            break
+        if all(iou(boxes[i], boxes[k]) <= iou_threshold for k in nms_indices):
+            nms_indices.append(i)
+    nms_indices = np.asarray(nms_indices, dtype=np.int64)
+
+    scores = scores[nms_indices]
+    boxes = boxes[nms_indices]
+    classes = classes[nms_indices]
+    return scores, boxes, classes
+
+
+def yolo_boxes_to_corners(box_xy, box_wh):
+    """Centre and size -> corners, in the course's **(y_min, x_min, y_max, x_max)** order.
+
+    ``box_xy`` and ``box_wh`` are ``(..., 2)`` arrays ``(x, y)`` and ``(w, h)``; the result
+    is ``(..., 4)``: ``box_mins = box_xy - box_wh / 2``, ``box_maxes = box_xy + box_wh / 2``,
+    concatenated as ``[y_min, x_min, y_max, x_max]`` (the layout TensorFlow's
+    ``non_max_suppression`` expects).
+    """
+    box_xy = np.asarray(box_xy)
+    box_wh = np.asarray(box_wh)
+    if box_xy.shape != box_wh.shape or box_xy.shape[-1:] != (2,):
+        raise ValueError(f"yolo_boxes_to_corners: box_xy and box_wh must both be (..., 2); "
+                         f"received {box_xy.shape} and {box_wh.shape}")
+    box_mins = box_xy - (box_wh / 2.)
+    box_maxes = box_xy + (box_wh / 2.)
+    return np.concatenate([
+        box_mins[..., 1:2],    # y_min
+        box_mins[..., 0:1],    # x_min
+        box_maxes[..., 1:2],   # y_max
+        box_maxes[..., 0:1],   # x_max
+    ], axis=-1)
+
+
+def scale_boxes(boxes, image_shape):
+    """Scale ``(y_min, x_min, y_max, x_max)`` boxes in ``[0, 1]`` to image pixels.
+
+    ``image_shape = (height, width)``; each box is multiplied by
+    ``[height, width, height, width]`` (the course's helper from ``yad2k``).
+    """
+    height = float(image_shape[0])
+    width = float(image_shape[1])
+    image_dims = np.array([height, width, height, width]).reshape(1, 4)
+    return np.asarray(boxes) * image_dims
+
+
+def yolo_eval(yolo_outputs, image_shape=(720., 1280.), max_boxes=10, score_threshold=.6, iou_threshold=.5):
+    """The course's whole YOLO post-processing, from the head's outputs to the final boxes.
+
+    ``yolo_outputs = (box_xy, box_wh, box_confidence, box_class_probs)`` with shapes
+    ``(19, 19, 5, 2)``, ``(19, 19, 5, 2)``, ``(19, 19, 5, 1)``, ``(19, 19, 5, 80)`` (box
+    centre and size relative to the image, in [0, 1]).  Steps, as in the course:
+
+    1. ``boxes = yolo_boxes_to_corners(box_xy, box_wh)``   (y_min, x_min, y_max, x_max)
+    2. ``scores, boxes, classes = yolo_filter_boxes(boxes, box_confidence, box_class_probs, score_threshold)``
+    3. ``boxes = scale_boxes(boxes, image_shape)``           to pixels of a (height, width) image
+    4. ``scores, boxes, classes = yolo_non_max_suppression(scores, boxes, classes, max_boxes, iou_threshold)``
+
+    Returns ``scores (K,)``, ``boxes (K, 4)`` in pixels as ``(y_min, x_min, y_max, x_max)``,
+    ``classes (K,)``, with ``K <= max_boxes``.
+    """
+    box_xy, box_wh, box_confidence, box_class_probs = yolo_outputs
+    boxes = yolo_boxes_to_corners(box_xy, box_wh)
+    scores, boxes, classes = yolo_filter_boxes(boxes, box_confidence, box_class_probs, score_threshold)
+    boxes = scale_boxes(boxes, image_shape)
+    scores, boxes, classes = yolo_non_max_suppression(scores, boxes, classes, max_boxes, iou_threshold)
+    return scores, boxes, classes
