@@ -1,4 +1,4 @@
-"""Non-maximum suppression of 10,000 boxes: strided.detect.nms against a plain PyTorch NMS.
+"""Non-maximum suppression of 10,000 boxes: strided.detect.suppression against a plain PyTorch NMS.
 
     python benchmarks/nms.py                     # every case
     python benchmarks/nms.py --boxes 20000 --repeats 3 --markdown results/nms.md
@@ -98,7 +98,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     sd, np, torch = common.load_runtime(args.threads)
-    from strided.detect.nms import batched_nms, nms
+    from strided.detect.suppression import batched_nms, nms
     for line in common.environment_lines():
         print(line)
     print(f"{args.boxes} boxes, IoU threshold {args.iou}; strided: median of {args.repeats} runs after one "

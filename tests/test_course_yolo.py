@@ -7,7 +7,7 @@ import pytest
 from strided import course
 from strided.detect.boxes import cxcywh_to_xyxy
 from strided.detect.boxes import iou as fast_iou
-from strided.detect.nms import nms
+from strided.detect.suppression import nms
 
 GRID = (19, 19, 5)
 

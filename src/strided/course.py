@@ -561,7 +561,7 @@ def yolo_non_max_suppression(scores, boxes, classes, max_boxes=10, iou_threshold
 
     The course calls ``tf.image.non_max_suppression(boxes, scores, max_boxes, iou_threshold)``
     on every box at once, so a box can be suppressed by a box of another class (per-class
-    NMS is :func:`strided.detect.nms.batched_nms`).  TensorFlow's rule is kept: the
+    NMS is :func:`strided.detect.suppression.batched_nms`).  TensorFlow's rule is kept: the
     highest-scoring box left is selected, and every box whose IoU with a selected box is
     **greater than** ``iou_threshold`` is discarded, until ``max_boxes`` are selected.
     Equal scores keep their input order (TensorFlow leaves their order unspecified).

@@ -13,7 +13,7 @@ from darknet_helpers import Darknet, opencv_forward, opencv_net, shared_files  #
 
 from strided.detect.decode import (boxes_to_image, decode_head, decode_region, decode_yolo,  # noqa: E402
                                    detections_from_head, letterbox_size)
-from strided.detect.nms import batched_nms  # noqa: E402
+from strided.detect.suppression import batched_nms  # noqa: E402
 from strided.io.darknet import read_darknet  # noqa: E402
 
 

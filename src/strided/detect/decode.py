@@ -25,7 +25,7 @@ class_prob`` (darknet's ``prob``).
 From scores to detections (:func:`detections_from_head`), as darknet's ``test_detector``:
 keep every (box, class) pair whose score is **strictly greater** than ``conf`` (a box can
 carry several classes), per-class NMS (suppress IoU > ``iou``,
-:func:`strided.detect.nms.batched_nms`), then map to original-image pixels
+:func:`strided.detect.suppression.batched_nms`), then map to original-image pixels
 (:func:`boxes_to_image`): darknet 2018 (Debian's version) letterboxes the image for both
 YOLOv2 and YOLOv3 (``letterbox_image`` + ``correct_region_boxes`` / ``correct_yolo_boxes``),
 so ``letterbox=True`` is the default; ``letterbox=False`` is a plain stretch resize.
@@ -36,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Tensor
-from .nms import batched_nms
+from .suppression import batched_nms
 
 __all__ = ["decode_region", "decode_yolo", "decode_head", "boxes_to_image", "detections_from_head",
            "letterbox_size", "split_head", "sigmoid", "check_thresholds"]

@@ -15,25 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from strided.fileio import atomic_write
+from ..report import pyplot, save_figure
 
 __all__ = ["plot_pr_curves", "detection_confusion_matrix", "plot_detection_confusion"]
-
-
-def _pyplot():
-    import matplotlib
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path) -> Path:
-    """Write a figure as PNG atomically (to a temporary beside ``path``, then renamed)."""
-    plt = _pyplot()
-    try:
-        return atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    finally:
-        plt.close(fig)
 
 
 def _name(class_names, k, category_id) -> str:
@@ -63,7 +47,7 @@ def plot_pr_curves(result: dict, path, class_names=None, iou_threshold: float = 
     recall = np.asarray(result["recall_thresholds"])
     curves = result["precision"][t[0], :, :, 0, -1]                  # (R, K)
     valid = [k for k in range(curves.shape[1]) if (curves[:, k] > -1).all()]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 6))
     many = len(valid) > 20
     for k in valid:
@@ -86,7 +70,7 @@ def plot_pr_curves(result: dict, path, class_names=None, iou_threshold: float = 
     if valid:
         ax.legend(loc="lower left", fontsize=8, title="class  AP")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- confusion matrix
@@ -171,7 +155,7 @@ def plot_detection_confusion(matrix: np.ndarray, path, class_names=None, normali
     if normalize:
         sums = shown.sum(axis=1, keepdims=True)
         shown = np.divide(shown, sums, out=np.zeros_like(shown), where=sums > 0)
-    plt = _pyplot()
+    plt = pyplot()
     side = max(4.5, 1.2 + 0.55 * k)
     fig, ax = plt.subplots(figsize=(side + 1.0, side))
     image = ax.imshow(shown, cmap="Blues", vmin=0)
@@ -192,4 +176,4 @@ def plot_detection_confusion(matrix: np.ndarray, path, class_names=None, normali
     ax.set_title(f"detection confusion matrix\n{correct} of {matrix[:-1].sum()} objects found with the right "
                  f"class, {matched - correct} misclassified", fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -19,7 +19,7 @@ scoreThreshold}))`` (``TinyYolov2Base.detect`` / ``extractBoxes``), step by step
    relative to the padded square, is stretched back to the unpadded image (face-api's
    ``computeReshapedDimensions`` rounding included), so ``[cx - w/2, cx + w/2] * W`` are the
    photo's pixels.  Kept: ``score > score_threshold`` (strictly).
-4. **NMS** (:func:`strided.detect.nms.nms`): greedy, highest score first, a box is dropped when
+4. **NMS** (:func:`strided.detect.suppression.nms`): greedy, highest score first, a box is dropped when
    its IoU with a kept box is **> 0.4** (face-api's ``nonMaxSuppression`` keeps ``<= 0.4``).
    Only for exactly equal scores do the two differ (face-api keeps the later box first).
 5. **Boxes** ``[x1, y1, x2, y2]`` in the photo's pixels, **not clipped** (face-api does not
@@ -36,7 +36,7 @@ import numbers
 import numpy as np
 
 from strided.detect.decode import decode_region
-from strided.detect.nms import nms
+from strided.detect.suppression import nms
 from strided.errors import ImageError, StridedError
 from strided.models.faceapi import reshaped_dimensions, to_net_input
 from strided.models.tiny_face_detector import (TINY_FACE_ANCHORS, TINY_FACE_IOU_THRESHOLD, TINY_FACE_MEAN_RGB,

@@ -6,6 +6,6 @@
 """
 from .registry import create, list_models, register
 # importing the modules registers their architectures
-from . import alexnet, efficientnet, googlenet, lenet, mobilenet, resnet, small, vgg  # noqa: F401
+from . import alexnet, efficientnet, googlenet, lenet, mobilenet, resnet, small, vgg, yolo  # noqa: F401
 
 __all__ = ["create", "list_models", "register"]

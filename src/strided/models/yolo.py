@@ -24,6 +24,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import nn
+from .blocks import conv_bn_act
+from .registry import register
 
 __all__ = ["YoloTiny", "yolo_tiny", "DEFAULT_ANCHORS", "OBJECTNESS_PRIOR"]
 
@@ -35,8 +37,7 @@ OBJECTNESS_PRIOR = 0.01      # initial sigmoid(to) of every slot (bias of the ob
 
 def conv_bn_leaky(in_channels, out_channels, kernel_size=3):
     """conv (no bias, 'same' padding) -> batch norm -> leaky ReLU(0.1): darknet's block."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, padding="same", bias=False),
-                         nn.BatchNorm2d(out_channels), nn.LeakyReLU(0.1))
+    return conv_bn_act(in_channels, out_channels, kernel_size, activation=lambda: nn.LeakyReLU(0.1))
 
 
 class YoloTiny(nn.Module):
@@ -78,6 +79,7 @@ class YoloTiny(nn.Module):
         return f"num_classes={self.num_classes}, anchors={len(self.anchors)}, input_size={self.input_size}"
 
 
+@register("yolo_tiny")
 def yolo_tiny(num_classes=10, anchors=DEFAULT_ANCHORS, input_size=96, **kw) -> YoloTiny:
     """A Tiny-YOLOv2-like detector (see the module docstring); ``input_size`` 96 or 128
     (any multiple of 16) gives a 6x6 or 8x8 grid.  Anchors in grid cells (of 16 pixels).

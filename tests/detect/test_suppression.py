@@ -1,12 +1,12 @@
-"""strided.detect.nms against a plain greedy Python loop (written here) on random boxes of
+"""strided.detect.suppression against a plain greedy Python loop (written here) on random boxes of
 many sizes, heavy overlaps, score ties, exact-threshold IoUs, empty input and max_boxes; both
 internal paths (candidate pairs and the per-kept-box loop); batched_nms per class."""
 import numpy as np
 import pytest
 
-from strided.detect import nms as nms_module
+from strided.detect import suppression as nms_module
 from strided.detect.boxes import BoxShapeError
-from strided.detect.nms import batched_nms, nms
+from strided.detect.suppression import batched_nms, nms
 
 
 def python_iou(a, b):
