@@ -338,16 +338,18 @@ class FaceDatabase:
             raise ModelMismatch(f"embeddings of model {model_id!r} cannot be enrolled in the face "
                                 f"database {str(self.path)!r} of model {self.model_id!r}")
         names = list(self._people)
+        position = {name: i for i, name in enumerate(names)}
         blocks, labels = [], []
         dim = self.dim
         for name, embeddings in dict(people).items():
             name = _check_name(name)
             e = self._as_embeddings(embeddings, f"embeddings of {name!r}", dim)
             dim = e.shape[1]
-            if name not in names:
+            if name not in position:
+                position[name] = len(names)
                 names.append(name)
             blocks.append(e)
-            labels.append(np.full(len(e), names.index(name), np.int64))
+            labels.append(np.full(len(e), position[name], np.int64))
         if not blocks:
             raise FaceDatabaseError("enroll_many received no people")
         e, y = np.concatenate(blocks), np.concatenate(labels)
