@@ -8,7 +8,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from strided.errors import DatasetUnavailable, StridedError
-from strided.face.evaluation import (LFWFormatError, accuracy_at_threshold, best_threshold,
+from strided.face.evaluation import (LFWFormatError, OneShotAccuracy, VerificationAUC,
+                                     accuracy_at_threshold, best_threshold, pair_distances,
                                      equal_error_rate, euclidean_distances, kfold_accuracy,
                                      n_way_one_shot_accuracy, one_shot_accuracy,
                                      one_shot_episodes, read_lfw_pairs, roc_auc, roc_curve,
@@ -205,6 +206,32 @@ def test_episodes_and_n_way_accuracy_match_loop():
     assert 0.1 < n_way_one_shot_accuracy(noise, labels[:-1], 5, 400) < 0.3
     with pytest.raises(ValueError, match="n_way"):
         one_shot_episodes(labels, n_way=9)
+
+
+def test_pair_distances_and_embedding_metrics():
+    rng = np.random.default_rng(4)
+    labels = np.repeat(np.arange(6), 10)
+    emb = rng.standard_normal((60, 4)) + labels[:, None] * 0.5
+    d, same = pair_distances(emb, labels)
+    assert len(d) == 60 * 59 // 2 and same.sum() == 6 * 45
+    i, j = 3, 17                                        # pair (3, 17) sits at this flat position
+    k = i * 60 - i * (i + 1) // 2 + (j - i - 1)
+    assert d[k] == pytest.approx(np.linalg.norm(emb[i] - emb[j])) and same[k] == (labels[i] == labels[j])
+    assert len(pair_distances(emb, labels, max_items=20)[0]) == 190
+
+    auc, one_shot = VerificationAUC(max_items=1000), OneShotAccuracy(n_way=10, episodes=300, seed=1)
+    for metric in (auc, one_shot):
+        with pytest.raises(ValueError, match="before any update"):
+            metric.compute()
+        for b in range(0, 60, 16):                      # batches, as a Trainer would feed them
+            metric.update(emb[b:b + 16].astype(np.float32), labels[b:b + 16])
+    assert auc.compute() == pytest.approx(roc_auc_score(same, -d))
+    assert one_shot.compute() == n_way_one_shot_accuracy(emb, labels, 6, 300, seed=1)  # capped at 6
+    auc.reset()
+    with pytest.raises(ValueError, match="before any update"):
+        auc.compute()
+    with pytest.raises(ValueError, match=r"\(B, D\)"):
+        auc.update(emb[0], labels[:1])
 
 
 # --------------------------------------------------------------------------- LFW layout

@@ -223,10 +223,11 @@ class FaceDatabase:
         self._set_arrays(np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32),
                          np.concatenate(labels) if labels else np.zeros(0, np.int64))
 
-    def _set_arrays(self, embeddings: np.ndarray, labels: np.ndarray) -> None:
+    def _set_arrays(self, embeddings: np.ndarray, labels: np.ndarray, sq_norms=None) -> None:
         self._embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         self._labels = labels.astype(np.int64, copy=False)
-        self._sq_norms = np.einsum("ij,ij->i", self._embeddings, self._embeddings)
+        self._sq_norms = (np.einsum("ij,ij->i", self._embeddings, self._embeddings)
+                          if sq_norms is None else sq_norms)
         self._means = None
 
     # ------------------------------------------------------------------ writing
@@ -363,7 +364,8 @@ class FaceDatabase:
             self._people, self._shards, self.dim = old
             raise
         self._set_arrays(np.concatenate([self._embeddings.reshape(-1, self.dim), e]),
-                         np.concatenate([self._labels, y]))
+                         np.concatenate([self._labels, y]),
+                         np.concatenate([self._sq_norms, np.einsum("ij,ij->i", e, e)]))
         if len(self._shards) > MAX_SHARDS:
             self._merge_small_shards()
 

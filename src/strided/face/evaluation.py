@@ -32,7 +32,8 @@ from ..fileio import atomic_write
 __all__ = ["ROC", "LFWPairs", "LFWFormatError", "roc_curve", "roc_auc", "equal_error_rate",
            "tar_at_far", "accuracy_at_threshold", "best_threshold", "kfold_accuracy",
            "verification_report", "euclidean_distances", "one_shot_accuracy",
-           "one_shot_episodes", "n_way_one_shot_accuracy", "read_lfw_pairs", "write_roc_png"]
+           "one_shot_episodes", "n_way_one_shot_accuracy", "pair_distances", "EmbeddingMetric",
+           "OneShotAccuracy", "VerificationAUC", "read_lfw_pairs", "write_roc_png"]
 
 
 class ROC(NamedTuple):
@@ -274,6 +275,83 @@ def n_way_one_shot_accuracy(embeddings, labels, n_way: int = 5, episodes: int = 
     support, query = one_shot_episodes(labels, n_way, episodes, seed)
     d = euclidean_distances(embeddings[query], embeddings[support])   # (E, n_way, n_way)
     return float(np.mean(d.argmin(axis=2) == np.arange(n_way)))
+
+
+def pair_distances(embeddings, labels, max_items: int | None = None, seed: int = 0):
+    """``(distances, same)`` over every pair ``i < j`` of ``embeddings`` ``(N, D)`` (Euclidean),
+    ``same = labels[i] == labels[j]``; with ``max_items``, of a seeded random subset of that size."""
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    labels = np.asarray(labels)
+    if max_items is not None and len(labels) > max_items:
+        keep = np.sort(np.random.default_rng(seed).choice(len(labels), max_items, replace=False))
+        embeddings, labels = embeddings[keep], labels[keep]
+    i, j = np.triu_indices(len(labels), k=1)
+    return euclidean_distances(embeddings, embeddings)[i, j], labels[i] == labels[j]
+
+
+class EmbeddingMetric:
+    """A validation metric on embeddings, in the Trainer's metric protocol (``reset()``,
+    ``update(outputs, targets)`` per batch, ``compute() -> float``, ``state_dict()``).
+
+    ``update`` keeps the batch's embeddings ``(B, D)`` and integer labels; ``compute`` scores the
+    whole epoch at once.  The kept embeddings are not part of ``state_dict`` (an interrupted
+    validation pass starts again).
+    """
+
+    state_keys: tuple = ()
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self) -> None:
+        self._embeddings, self._labels = [], []
+
+    def update(self, outputs, targets) -> None:
+        outputs = np.asarray(outputs)
+        targets = np.asarray(targets)
+        if outputs.ndim != 2 or targets.shape != (len(outputs),):
+            raise ValueError(f"{type(self).__name__} expects embeddings (B, D) and labels (B,), "
+                             f"received {outputs.shape} and {targets.shape}")
+        self._embeddings.append(outputs.astype(np.float64))
+        self._labels.append(targets)
+
+    def collected(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self._labels:
+            raise ValueError(f"{type(self).__name__}.compute() before any update()")
+        return np.concatenate(self._embeddings), np.concatenate(self._labels)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.reset()
+
+
+class OneShotAccuracy(EmbeddingMetric):
+    """N-way 1-shot accuracy of the epoch's embeddings (:func:`n_way_one_shot_accuracy`;
+    ``n_way`` is capped at the number of classes seen)."""
+
+    def __init__(self, n_way: int = 5, episodes: int = 500, seed: int = 0):
+        self.n_way, self.episodes, self.seed = int(n_way), int(episodes), int(seed)
+        super().__init__()
+
+    def compute(self) -> float:
+        emb, labels = self.collected()
+        classes = int(np.sum(np.unique(labels, return_counts=True)[1] >= 2))
+        return n_way_one_shot_accuracy(emb, labels, min(self.n_way, classes), self.episodes, self.seed)
+
+
+class VerificationAUC(EmbeddingMetric):
+    """ROC AUC of "same class?" over every pair of the epoch's embeddings (Euclidean distance;
+    a seeded subset of ``max_items`` embeddings when there are more)."""
+
+    def __init__(self, max_items: int = 2000, seed: int = 0):
+        self.max_items, self.seed = int(max_items), int(seed)
+        super().__init__()
+
+    def compute(self) -> float:
+        emb, labels = self.collected()
+        return roc_auc(*pair_distances(emb, labels, self.max_items, self.seed))
 
 
 # --------------------------------------------------------------------------- LFW files
