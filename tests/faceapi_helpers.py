@@ -151,21 +151,28 @@ def _same_pad(TF, x, kernel: int, stride: int):
 
 def torch_landmark_twin(w: dict, tiny: bool = False):
     """face-api's FaceLandmark68Net (tiny: FaceLandmark68TinyNet) ``runNet`` on normalised NHWC
-    input -> ``(N, 136)`` numpy, written with torch from the weight map ``w``."""
+    input -> ``(N, 136)`` numpy, written with torch from the weight map ``w`` (converted once)."""
     import torch
     TF = torch.nn.functional
     blocks, convs, pool = (3, 3, 14) if tiny else (4, 4, 7)
+    t = {}
+    for name, value in w.items():                  # HWIO -> OIHW; depthwise (3, 3, C, 1) -> (C, 1, 3, 3)
+        value = np.asarray(value)
+        if name.endswith("depthwise_filter"):
+            value = value.transpose(2, 3, 0, 1)
+        elif value.ndim == 4:
+            value = value.transpose(3, 2, 0, 1)
+        t[name] = _t(torch, value)
 
     def sep(x, prefix, stride):
-        dw = _t(torch, w[f"{prefix}/depthwise_filter"].transpose(2, 3, 0, 1))       # (C, 1, 3, 3)
+        dw = t[f"{prefix}/depthwise_filter"]
         x = TF.conv2d(_same_pad(TF, x, 3, stride), dw, stride=stride, groups=dw.shape[0])
-        pw = _t(torch, w[f"{prefix}/pointwise_filter"].transpose(3, 2, 0, 1))
-        return TF.conv2d(x, pw, _t(torch, w[f"{prefix}/bias"]))
+        return TF.conv2d(x, t[f"{prefix}/pointwise_filter"], t[f"{prefix}/bias"])
 
     def dense(x, i):
         if i == 0:
-            k = _t(torch, w["dense0/conv0/filters"].transpose(3, 2, 0, 1))
-            out1 = TF.relu(TF.conv2d(_same_pad(TF, x, 3, 2), k, _t(torch, w["dense0/conv0/bias"]), stride=2))
+            out1 = TF.relu(TF.conv2d(_same_pad(TF, x, 3, 2), t["dense0/conv0/filters"], t["dense0/conv0/bias"],
+                                     stride=2))
         else:
             out1 = TF.relu(sep(x, f"dense{i}/conv0", 2))
         out2 = sep(out1, f"dense{i}/conv1", 1)
@@ -181,7 +188,7 @@ def torch_landmark_twin(w: dict, tiny: bool = False):
             for i in range(blocks):
                 x = dense(x, i)
             x = TF.avg_pool2d(x, pool, 2).flatten(1)
-            return (x @ _t(torch, w["fc/weights"]) + _t(torch, w["fc/bias"])).numpy()
+            return (x @ t["fc/weights"] + t["fc/bias"]).numpy()
     return forward
 
 
@@ -192,15 +199,22 @@ RESIDUAL_ORDER = ("conv32_1", "conv32_2", "conv32_3", "conv64_down", "conv64_1",
 
 def torch_recognition_twin(w: dict):
     """face-api's FaceRecognitionNet ``forwardInput`` after normalisation: NHWC ``(N, 150, 150, 3)``
-    -> ``(N, 128)`` numpy, written with torch from the weight map ``w``."""
+    -> ``(N, 128)`` numpy, written with torch from the weight map ``w`` (converted once)."""
     import torch
     TF = torch.nn.functional
+    t = {}
+    for name, value in w.items():
+        value = np.asarray(value)
+        if name.endswith("scale/weights") or name.endswith("scale/biases"):
+            value = value[:, None, None]            # per channel of NCHW
+        elif value.ndim == 4:
+            value = value.transpose(3, 2, 0, 1)
+        t[name] = _t(torch, value)
 
     def conv_layer(x, prefix, stride, relu):
-        k = _t(torch, w[f"{prefix}/conv/filters"].transpose(3, 2, 0, 1))
-        x = TF.conv2d(x, k, _t(torch, w[f"{prefix}/conv/bias"]), stride=stride,
-                      padding=0 if stride == 2 else k.shape[-1] // 2)
-        x = x * _t(torch, w[f"{prefix}/scale/weights"])[:, None, None] + _t(torch, w[f"{prefix}/scale/biases"])[:, None, None]
+        k = t[f"{prefix}/conv/filters"]
+        x = TF.conv2d(x, k, t[f"{prefix}/conv/bias"], stride=stride, padding=0 if stride == 2 else k.shape[-1] // 2)
+        x = x * t[f"{prefix}/scale/weights"] + t[f"{prefix}/scale/biases"]
         return TF.relu(x) if relu else x
 
     def residual(x, name):
@@ -221,5 +235,5 @@ def torch_recognition_twin(w: dict):
             x = TF.max_pool2d(conv_layer(x, "conv32_down", 2, True), 3, 2)
             for name in RESIDUAL_ORDER:
                 x = residual(x, name)
-            return (x.mean((2, 3)) @ _t(torch, w["fc"])).numpy()
+            return (x.mean((2, 3)) @ t["fc"]).numpy()
     return forward
