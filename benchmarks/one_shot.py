@@ -103,7 +103,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--p", type=int, default=5, help="classes per triplet batch")
     parser.add_argument("--k", type=int, default=12, help="images per class in a triplet batch")
-    parser.add_argument("--loss", choices=sorted(LOSSES), default="batch-hard")
+    parser.add_argument("--loss", choices=sorted(LOSSES), nargs="+", default=["batch-hard"],
+                        help="one triplet network per loss")
     parser.add_argument("--margin", type=float, default=0.2)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -130,8 +131,6 @@ def main(argv=None):
     batch = args.p * args.k
 
     # ---------------------------------------------------------------- triplet
-    manual_seed(args.seed)
-    net = models.create("vgg_small", num_classes=args.dim, in_channels=x_seen.shape[-1])
     sampler = PKSampler(y_seen, p=args.p, k=args.k, seed=args.seed)
 
     def pk_batches():
@@ -141,14 +140,19 @@ def main(argv=None):
                 yield data.loader.to_float_batch(x_seen[idx]), y_seen[idx]
             epoch += 1
 
-    mine = LOSSES[args.loss]
+    triplet_nets, times = {}, {}
+    for loss_name in args.loss:
+        mine = LOSSES[loss_name]
 
-    def triplet_step(model, x, y):
-        return mine(l2_normalize(model(x)), y, margin=args.margin)
+        def triplet_step(model, x, y, mine=mine):
+            return mine(l2_normalize(model(x)), y, margin=args.margin)
 
-    print(f"triplet ({args.loss}, margin {args.margin}, {args.p}x{args.k} batches, {args.steps} steps)")
-    gen = pk_batches()
-    t_triplet = train(net, triplet_step, (next(gen) for _ in range(args.steps)), args.lr)
+        manual_seed(args.seed)
+        net = models.create("vgg_small", num_classes=args.dim, in_channels=x_seen.shape[-1])
+        print(f"triplet ({loss_name}, margin {args.margin}, {args.p}x{args.k} batches, {args.steps} steps)")
+        gen = pk_batches()
+        times[loss_name] = train(net, triplet_step, (next(gen) for _ in range(args.steps)), args.lr)
+        triplet_nets[loss_name] = net
 
     # ---------------------------------------------------------------- softmax baseline
     manual_seed(args.seed)
@@ -174,16 +178,20 @@ def main(argv=None):
     # ---------------------------------------------------------------- evaluation
     print(f"unseen classes: {len(unseen)}-way 1-shot over {args.episodes} episodes, "
           f"verification over all pairs of {len(y_eval)} images")
-    rows = [
-        metrics(f"triplet {args.loss} ({args.dim}-d)", embed(lambda x: l2_normalize(net(x)), x_eval),
-                y_eval, len(unseen), args.episodes, args.seed),
-        metrics("softmax penultimate (raw)", embed(lambda x: penultimate(clf, x), x_eval), y_eval,
-                len(unseen), args.episodes, args.seed),
-        metrics("softmax penultimate (L2-normalised)",
-                embed(lambda x: l2_normalize(penultimate(clf, x)), x_eval), y_eval, len(unseen),
-                args.episodes, args.seed),
+    n_way, ep, seed = len(unseen), args.episodes, args.seed
+    rows = []
+    for loss_name, net in triplet_nets.items():
+        rows.append(metrics(f"triplet {loss_name}: embedding ({args.dim}-d, L2-normalised)",
+                            embed(lambda x: l2_normalize(net(x)), x_eval), y_eval, n_way, ep, seed))
+        rows.append(metrics(f"triplet {loss_name}: its penultimate layer (raw)",
+                            embed(lambda x: penultimate(net, x), x_eval), y_eval, n_way, ep, seed))
+    rows += [
+        metrics("softmax: penultimate layer (raw)", embed(lambda x: penultimate(clf, x), x_eval), y_eval,
+                n_way, ep, seed),
+        metrics("softmax: penultimate layer (L2-normalised)",
+                embed(lambda x: l2_normalize(penultimate(clf, x)), x_eval), y_eval, n_way, ep, seed),
         metrics("raw pixels", data.loader.to_float_batch(x_eval).reshape(len(x_eval), -1)
-                .astype(np.float64), y_eval, len(unseen), args.episodes, args.seed),
+                .astype(np.float64), y_eval, n_way, ep, seed),
     ]
     print()
     print(f"| embedding | {len(unseen)}-way 1-shot | ROC AUC | EER | TAR@FAR=1e-2 | TAR@FAR=1e-3 |")
@@ -191,7 +199,8 @@ def main(argv=None):
     for r in rows:
         print(f"| {r['embedding']} | {r['one_shot']:.3f} | {r['auc']:.3f} | {r['eer']:.3f} | "
               f"{r['tar@1e-2']:.3f} | {r['tar@1e-3']:.3f} |")
-    print(f"\ntraining time: triplet {t_triplet:.0f} s, softmax {t_softmax:.0f} s "
+    spent = ", ".join(f"triplet {k} {v:.0f} s" for k, v in times.items())
+    print(f"\ntraining time: {spent}, softmax {t_softmax:.0f} s "
           f"({args.threads} threads); {rows[0]['pairs']} pairs")
 
 
