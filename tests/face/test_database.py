@@ -1,6 +1,7 @@
 """strided.face.database.FaceDatabase: enrol / remove / identify against a brute-force
 float64 search (scipy cdist), both matching strategies, storage (reopen, incremental shards,
 atomic updates), model mismatch, damaged files (clear error, files untouched), bad input."""
+import hashlib
 import json
 
 import numpy as np
@@ -244,7 +245,7 @@ def test_damaged_database_is_refused_and_untouched(tmp_path, damage, message):
         save_file({"embeddings": np.zeros((9, 16), np.float32), "labels": np.full(9, 7, np.int64)},
                   str(shard))
         doc = json.loads(index.read_text())
-        doc["shards"][0]["sha256"] = dbmod._sha256(shard)
+        doc["shards"][0]["sha256"] = hashlib.sha256(shard.read_bytes()).hexdigest()
         index.write_text(json.dumps(doc))
     before = snapshot(folder)
     with pytest.raises(DatabaseCorrupted, match=message) as info:
