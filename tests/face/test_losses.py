@@ -13,7 +13,8 @@ from oracle import assert_close, gradcheck, torch_parity  # noqa: E402
 
 import strided as sd  # noqa: E402
 from strided.face.losses import (SiameseHead, batch_all_triplet_loss,  # noqa: E402
-                                 batch_hard_triplet_loss, contrastive_loss, l2_normalize,
+                                 batch_contrastive_loss, batch_hard_triplet_loss,
+                                 batch_pairs, contrastive_loss, l2_normalize,
                                  pairwise_distances, semi_hard_triplet_loss, triplet_loss,
                                  triplet_mask)
 
@@ -338,6 +339,22 @@ def test_contrastive_errors_and_identical_pair():
         contrastive_loss(np.ones((2, 3)), np.ones((3, 3)), [1, 0])
 
 
+def test_batch_pairs_and_batch_contrastive_loss():
+    i, j, same = batch_pairs(LABELS)
+    pairs = [(a, b) for a in range(12) for b in range(a + 1, 12)]
+    assert list(zip(i, j)) == pairs and same.tolist() == [LABELS[a] == LABELS[b] for a, b in pairs]
+    e = embeddings(seed=8)
+    margin = 1.5
+    terms = []
+    for a, b in pairs:
+        d = np.linalg.norm(e[a] - e[b])
+        terms.append(0.5 * d * d if LABELS[a] == LABELS[b] else 0.5 * max(margin - d, 0.0) ** 2)
+    assert batch_contrastive_loss(e, LABELS, margin).item() == pytest.approx(np.mean(terms), rel=1e-12)
+    gradcheck(lambda x: batch_contrastive_loss(x, LABELS, margin), e)
+    one = sd.tensor(e[:1], requires_grad=True)
+    assert batch_contrastive_loss(one, LABELS[:1]).item() == 0.0
+
+
 # --------------------------------------------------------------------------- siamese head
 @pytest.mark.parametrize("kind", ["abs", "chi2"])
 def test_siamese_head_matches_torch(kind):
@@ -362,6 +379,20 @@ def test_siamese_head_matches_torch(kind):
     assert_close(head.linear.weight.grad, tw.grad.numpy(), 1e-10, 1e-10, "weight gradient")
     assert_close(head.linear.bias.grad, tb.grad.numpy(), 1e-10, 1e-10, "bias gradient")
     gradcheck(lambda a, c: head(a, c), f1, f2)
+
+
+def test_siamese_head_batch_loss_matches_torch():
+    rng = np.random.default_rng(9)
+    head = SiameseHead(5)
+    w, b = rng.standard_normal((5, 1)), rng.standard_normal(1)
+    head.linear.weight.data, head.linear.bias.data = w.copy(), b.copy()
+    i, j, same = batch_pairs(LABELS)
+
+    def torch_fn(x):
+        logits = ((x[i] - x[j]).abs() @ torch.tensor(w) + torch.tensor(b)).reshape(-1)
+        return torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor(same, dtype=x.dtype))
+
+    torch_parity(lambda x: head.batch_loss(x, LABELS), torch_fn, [embeddings(seed=9)])
 
 
 def test_siamese_head_learns_same_or_not():

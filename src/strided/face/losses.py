@@ -13,9 +13,11 @@ Every loss here is built from the engine's differentiable ops (``strided.Tensor`
   (hardest positive and hardest negative per anchor, Hermans et al. 2017) and
   :func:`semi_hard_triplet_loss` (FaceNet's semi-hard negatives, Schroff et al. 2015).
   Their signature ``loss(embeddings, labels)`` is a Trainer ``loss_fn(outputs, targets)``.
-* :func:`contrastive_loss` -- Hadsell, Chopra & LeCun 2006, on pairs.
+* :func:`contrastive_loss` -- Hadsell, Chopra & LeCun 2006, on pairs
+  (:func:`batch_contrastive_loss`: over every pair of a batch).
 * :class:`SiameseHead` -- the course's binary "same person?" head: logistic regression on
-  ``|f(x1) - f(x2)|`` or on the chi-square similarity ``(f(x1) - f(x2))^2 / (f(x1) + f(x2))``.
+  ``|f(x1) - f(x2)|`` or on the chi-square similarity ``(f(x1) - f(x2))^2 / (f(x1) + f(x2))``
+  (:meth:`SiameseHead.batch_loss`: over every pair of a batch).
 
 Distances in the mining losses are squared Euclidean by default (as the course's triplet
 loss); ``squared=False`` uses the Euclidean distance.
@@ -35,7 +37,7 @@ from ..tensor import Tensor, as_array, where
 
 __all__ = ["triplet_loss", "l2_normalize", "pairwise_distances", "triplet_mask",
            "batch_all_triplet_loss", "batch_hard_triplet_loss", "semi_hard_triplet_loss",
-           "contrastive_loss", "SiameseHead", "REDUCTIONS"]
+           "contrastive_loss", "batch_pairs", "batch_contrastive_loss", "SiameseHead", "REDUCTIONS"]
 
 REDUCTIONS = ("mean_positive", "mean", "sum")
 
@@ -245,6 +247,24 @@ def contrastive_loss(x1, x2, same, margin: float = 1.0, reduction: str = "mean")
     return losses.sum() if reduction == "sum" else losses.mean()
 
 
+def batch_pairs(labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair ``i < j`` of a batch: ``(i, j, same)`` index arrays and ``same`` booleans
+    (``labels[i] == labels[j]``), to train pair losses on P x K batches."""
+    labels = np.asarray(labels)
+    i, j = np.triu_indices(len(labels), k=1)
+    return i, j, labels[i] == labels[j]
+
+
+def batch_contrastive_loss(embeddings, labels, margin: float = 1.0) -> Tensor:
+    """:func:`contrastive_loss` (mean) over every pair ``i < j`` of one batch of embeddings
+    ``(N, D)`` with integer ``labels`` ``(N,)``: a Trainer ``loss_fn(outputs, targets)``."""
+    e = _embeddings(embeddings, "embeddings")
+    i, j, same = batch_pairs(_labels(labels, e.shape[0]))
+    if i.size == 0:
+        return _zero(e)
+    return contrastive_loss(e[i], e[j], same, margin)
+
+
 class SiameseHead(nn.Module):
     """The course's binary "same person?" head on top of two embeddings.
 
@@ -283,6 +303,15 @@ class SiameseHead(nn.Module):
 
     def forward(self, f1, f2) -> Tensor:
         return self.linear(self.features(f1, f2)).reshape(-1)
+
+    def batch_loss(self, embeddings, labels) -> Tensor:
+        """Mean binary cross-entropy of "same class?" over every pair ``i < j`` of one batch
+        ``(N, D)`` with integer ``labels`` (train the head and the embedding together)."""
+        e = _embeddings(embeddings, "embeddings")
+        i, j, same = batch_pairs(_labels(labels, e.shape[0]))
+        if i.size == 0:
+            return _zero(e)
+        return F.binary_cross_entropy_with_logits(self(e[i], e[j]), same.astype(e.dtype))
 
     def extra_repr(self) -> str:
         return f"{self.dim}" + (f", kind={self.kind!r}" if self.kind != "abs" else "")
