@@ -13,12 +13,20 @@ Detector twin of ``benchmarks/tiny_face.py`` and the landmark / recognition twin
 the networks, the glue being shared.  Before timing, both pipelines must give the same face
 (box 1e-3 px, landmarks 1e-2 px, descriptor L2 1e-4).  Each network's forward pass alone is
 timed too.  Needs face-api's weights (``strided models fetch face-api`` or STRIDED_FACEAPI_DIR).
+
+``--tfjs-node-modules DIR`` (a ``node_modules`` with ``@vladmandic/face-api@1.7.15`` and
+``@tensorflow/tfjs@4``) also times the original: face-api's own ``detectAllFaces(...)
+.withFaceLandmarks().withFaceDescriptors()`` in node on TF.js' CPU backend
+(``face_pipeline_tfjs.cjs``, run after the strided/torch rounds, median of ``--tfjs-repeats``).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -88,11 +96,38 @@ def check_same_face(np, ours, theirs):
     return descriptor
 
 
+def time_tfjs(np, args, photo, descriptor, strided_ms):
+    """A table row for face-api itself in node (TF.js CPU backend), ratio = strided / face-api."""
+    label = "face-api 1.7.15 itself (TF.js 4 CPU backend, node), same pipeline"
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "photo.rgb")
+        with open(raw, "wb") as f:
+            f.write(np.ascontiguousarray(photo).tobytes())
+        command = ["node", os.path.join(HERE, "face_pipeline_tfjs.cjs"), raw, str(photo.shape[0]), str(photo.shape[1]),
+                   str(args.tfjs_repeats), "1", "1" if args.tiny_landmarks else "0"]
+        done = subprocess.run(command, capture_output=True, text=True,
+                              env=dict(os.environ, NODE_PATH=args.tfjs_node_modules))
+    if done.returncode != 0:
+        print(f"[{label}] ERROR: {done.stderr.strip()[-800:]}", file=sys.stderr, flush=True)
+        return [label, "—", "ERROR", "—", "", "—"]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    times = sorted(result["times_ms"])
+    median = times[len(times) // 2]
+    diff = float(np.linalg.norm(np.asarray(result["descriptor"]) - descriptor)) if result["faces"] == 1 else float("nan")
+    print(f"[{label}] median {median:.1f} ms (min {times[0]:.1f}) over {len(times)} runs; descriptor L2 vs strided "
+          f"{diff:.1e}", flush=True)
+    ratio = None if strided_ms is None else strided_ms / median
+    return [label, common.fmt_ms(strided_ms), f"{median:.1f} (TF.js)", common.fmt_ratio(ratio), "", f"{diff:.1e}"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     common.add_common_args(parser)
     parser.add_argument("--tiny-landmarks", action="store_true", help="use face_landmark_68_tiny_model")
+    parser.add_argument("--tfjs-node-modules", metavar="DIR",
+                        help="also time face-api itself (TF.js CPU backend) from this node_modules folder")
+    parser.add_argument("--tfjs-repeats", type=int, default=3, help="timed runs of face-api in node (default 3)")
     args = parser.parse_args(argv)
     sd, np, torch = common.load_runtime(args.threads)
     from strided.errors import DatasetUnavailable
@@ -142,7 +177,7 @@ def main(argv=None) -> int:
         cases.append((label, run_ours, run_twin, common.rel_err(np, run_ours(), run_twin())))
 
     header = ["case", "strided ms", "torch ms", "ratio", "target", "check"]
-    rows, failures = [], 0
+    rows, failures, pipeline_ms = [], 0, None
     for label, run_ours, run_twin, err in cases:
         try:
             samples = common.measure_interleaved({"strided": common.timed(run_ours), "torch": common.timed(run_twin)},
@@ -158,8 +193,12 @@ def main(argv=None) -> int:
         print(f"[{label}] strided {s.median_ms():.2f} ms (min {s.min_ms():.2f}), torch {t.median_ms():.2f} ms "
               f"(min {t.min_ms():.2f}), ratio {ratio:.2f} | rounds redone {s.redone}, kept noisy {s.noisy}", flush=True)
         target = TARGET if label.startswith("detect +") else None
+        if target is not None:
+            pipeline_ms = s.median_ms()
         rows.append([label, common.fmt_ms(s.median_ms()), common.fmt_ms(t.median_ms()), common.fmt_ratio(ratio),
                      common.verdict(ratio, target), f"{err:.1e}"])
+    if args.tfjs_node_modules:
+        rows.append(time_tfjs(np, args, photo, faces[0]["embedding"], pipeline_ms))
     if gate is not None:
         print(f"\nquiet gate: waited {gate.waited:.1f} s in all; best threaded probe {gate.best * 1e3:.3f} ms")
     print()
@@ -169,6 +208,10 @@ def main(argv=None) -> int:
              f"networks; 'check' is the descriptor L2 difference (pipeline) or max|diff| / max|torch| (networks).",
              "Weights: face-api 1.7.15 (tiny_face_detector_model, face_landmark_68"
              f"{'_tiny' if args.tiny_landmarks else ''}_model, face_recognition_model)."]
+    if args.tfjs_node_modules:
+        notes.append("face-api row: its 'torch ms' column is face-api's own time in node (TF.js CPU backend, "
+                     "single-threaded JavaScript), its ratio strided / face-api, its check the descriptor L2 "
+                     "difference from strided's.")
     print("\n" + "\n".join(notes))
     if args.markdown:
         common.write_results(args.markdown, "Face pipeline (detect + landmarks + embed), strided vs PyTorch, float32",
