@@ -8,7 +8,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.metrics import roc_curve as sk_roc_curve
 
 from strided.errors import DatasetUnavailable, StridedError
-from strided.face.evaluation import (LFWFormatError, OneShotAccuracy, VerificationAUC,
+from strided.face.evaluation import (LFWFormatError, OneShotAccuracy, VerificationAUC, evaluate_pairs,
                                      accuracy_at_threshold, best_threshold, pair_distances,
                                      equal_error_rate, euclidean_distances, kfold_accuracy,
                                      n_way_one_shot_accuracy, one_shot_accuracy,
@@ -310,6 +310,38 @@ def test_lfw_fixture_end_to_end(tmp_path):
     assert len(report["kfold"]["fold_accuracies"]) == 2
     out = write_roc_png(tmp_path / "out" / "roc.png", {"pixels": roc_curve(d, pairs.same)})
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_evaluate_pairs_embeds_each_image_once_and_can_skip(tmp_path):
+    from strided.data.image import read_image, to_float
+    pairs_txt, root, _ = make_lfw(tmp_path, folds=2, n=3)
+    pairs = read_lfw_pairs(pairs_txt, root)
+    calls = []
+
+    def embed(path):
+        calls.append(path)
+        return to_float(read_image(path)).mean(axis=(0, 1))
+
+    report = evaluate_pairs(pairs, embed, roc_png=tmp_path / "roc.png")
+    assert sorted(calls) == sorted(set(pairs.paths1 + pairs.paths2))        # once per image
+    d = np.array([np.linalg.norm(embed(a).astype(np.float64) - embed(b))
+                  for a, b in zip(pairs.paths1, pairs.paths2)])
+    expected = verification_report(d, pairs.same, folds=pairs.fold)
+    assert {k: report[k] for k in expected} == expected
+    assert report["skipped_pairs"] == 0 and (tmp_path / "roc.png").is_file()
+
+    bad = pairs.paths2[-1]                   # used by one mismatched pair only
+
+    def picky(path):
+        if path == bad:
+            raise StridedError(f"no face in {path}")
+        return embed(path)
+
+    with pytest.raises(StridedError, match="no face"):
+        evaluate_pairs(pairs, picky)
+    skipped = evaluate_pairs(pairs, picky, on_error="skip")
+    assert skipped["skipped_pairs"] == 1 and list(skipped["failed_images"]) == [bad]
+    assert skipped["pairs"] == len(pairs.same) - 1
 
 
 def test_write_roc_png(tmp_path):

@@ -13,6 +13,7 @@ ACCEPTED as the same person when ``distance <= threshold``.
 >>> tar_at_far(distances, same, far=1e-3)         # (tar, threshold)
 >>> kfold_accuracy(distances, same, folds)        # LFW protocol: threshold from the other folds
 >>> pairs = read_lfw_pairs("pairs.txt", "lfw/")   # paths1, paths2, same, fold
+>>> evaluate_pairs(pairs, strided.face.embed, roc_png="roc.png")   # the whole LFW evaluation
 >>> write_roc_png("roc.png", {"ours": roc})
 
 One-shot recognition (:func:`one_shot_accuracy`, :func:`n_way_one_shot_accuracy`): one
@@ -33,7 +34,7 @@ __all__ = ["ROC", "LFWPairs", "LFWFormatError", "roc_curve", "roc_auc", "equal_e
            "tar_at_far", "accuracy_at_threshold", "best_threshold", "kfold_accuracy",
            "verification_report", "euclidean_distances", "one_shot_accuracy",
            "one_shot_episodes", "n_way_one_shot_accuracy", "pair_distances", "EmbeddingMetric",
-           "OneShotAccuracy", "VerificationAUC", "read_lfw_pairs", "write_roc_png"]
+           "OneShotAccuracy", "VerificationAUC", "read_lfw_pairs", "evaluate_pairs", "write_roc_png"]
 
 
 class ROC(NamedTuple):
@@ -413,6 +414,38 @@ def read_lfw_pairs(pairs_txt, root, check_files: bool = True) -> LFWPairs:
             raise DatasetUnavailable(f"{len(missing)} images named in {str(pairs_txt)!r} are not "
                                      f"under {str(root)!r}, e.g. {missing[:3]}")
     return LFWPairs(paths1, paths2, np.array(same, dtype=bool), np.array(fold, dtype=np.int64))
+
+
+def evaluate_pairs(pairs: LFWPairs, embed, roc_png=None, on_error: str = "raise") -> dict:
+    """Embed every image of ``pairs`` once (``embed(path) -> (D,)``, e.g.
+    ``strided.face.embed``), take the Euclidean distance of each pair and return
+    :func:`verification_report` with ``folds=pairs.fold`` (LFW's 10-fold accuracy).
+
+    ``on_error="skip"``: an image ``embed`` fails on (a :class:`~strided.errors.StridedError`,
+    e.g. no face found) drops its pairs, counted in ``report["skipped_pairs"]`` with the
+    images in ``report["failed_images"]``; ``"raise"`` (default) lets the error through.
+    ``roc_png``: also draw the ROC there (:func:`write_roc_png`).
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', received on_error={on_error!r}")
+    vectors, failed = {}, {}
+    for path in dict.fromkeys(pairs.paths1 + pairs.paths2):
+        try:
+            vectors[path] = np.asarray(embed(path), dtype=np.float64).reshape(-1)
+        except StridedError as exc:
+            if on_error == "raise":
+                raise
+            failed[path] = str(exc)
+    keep = np.array([a in vectors and b in vectors for a, b in zip(pairs.paths1, pairs.paths2)], bool)
+    a = np.stack([vectors[p] for p, k in zip(pairs.paths1, keep) if k])
+    b = np.stack([vectors[p] for p, k in zip(pairs.paths2, keep) if k])
+    d = np.linalg.norm(a - b, axis=1)
+    report = verification_report(d, pairs.same[keep], folds=pairs.fold[keep])
+    report["skipped_pairs"] = int((~keep).sum())
+    report["failed_images"] = failed
+    if roc_png is not None:
+        report["roc_png"] = str(write_roc_png(roc_png, {"pairs": roc_curve(d, pairs.same[keep])}))
+    return report
 
 
 # --------------------------------------------------------------------------- picture
