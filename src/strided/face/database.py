@@ -1,8 +1,9 @@
 """A database of enrolled people for 1:K face recognition.
 
->>> db = FaceDatabase("people.facedb", model_id="face_recognition_model")   # creates it
+>>> models = strided.face.default_models()
+>>> db = FaceDatabase("people.facedb", model_id=models.embedding_id)   # creates it
 >>> db.enroll("Grace Hopper", embeddings)          # (D,) or (n, D): several photos per person
->>> db.enroll_images("Ada", ["ada1.jpg", "ada2.jpg"], embed=strided.face.embed)
+>>> db.enroll_images("Ada", ["ada1.jpg", "ada2.jpg"], embed=models.embed)
 >>> [m.name for m in db.identify(query_embeddings, threshold=0.6)]
 ['Grace Hopper', 'unknown']
 >>> db.remove("Ada"); db.names()
@@ -10,7 +11,8 @@
 The database takes EMBEDDINGS: it knows nothing about the network that made them, except
 its ``model_id``, and refuses embeddings of another model (distances between embeddings of
 two models mean nothing).  Images go through an ``embed(image) -> (D,)`` callable
-(``strided.face.api.embed`` or any other), given to :meth:`enroll_images` or the constructor.
+(``strided.face.embed``, ``FaceModels.embed`` or any other), given to :meth:`enroll_images`
+or the constructor; ``FaceModels.embedding_id`` names the model and its exact weights.
 
 **Matching.** ``identify`` gives each face the person of its NEAREST ENROLLED EMBEDDING
 (``strategy="nearest"``, as ``face_recognition.compare_faces`` compares with every known
@@ -129,7 +131,8 @@ class FaceDatabase:
     ----------
     path : the database folder.  It is created when it does not exist (then ``model_id``
         is required); an existing database is opened.
-    model_id : the model whose embeddings this database holds (e.g. ``"face_recognition_model"``).
+    model_id : the model whose embeddings this database holds (e.g. ``FaceModels.embedding_id``,
+        ``"faceapi-dlib-resnet128:<sha>"``).
         Opening an existing database with another ``model_id`` raises :class:`ModelMismatch`;
         ``None`` opens it whatever its model.
     embed : default ``embed(image) -> (D,)`` for :meth:`enroll_images`.
