@@ -39,8 +39,8 @@ TARGET = 1.5
 class TorchNet:
     """Looks like a strided module to the pipeline: ``net(Tensor NHWC)`` -> object with ``.data``."""
 
-    def __init__(self, forward, np, nchw_output=False, tiny=False):
-        self.forward, self.np, self.nchw_output, self.tiny = forward, np, nchw_output, tiny
+    def __init__(self, forward, tiny=False):
+        self.forward, self.tiny = forward, tiny
 
     def eval(self):
         return self
@@ -54,7 +54,7 @@ class TorchNet:
 
 
 def build(sd, np, torch, model_dir, tiny):
-    """(strided FaceModels, torch-twin FaceModels, weight maps)."""
+    """(strided FaceModels, the same pipeline with torch twins of the three networks)."""
     sys.path.insert(0, os.path.join(common.REPO_ROOT, "tests"))
     import faceapi_helpers as helpers
     import tiny_face as tiny_face_bench
@@ -75,10 +75,10 @@ def build(sd, np, torch, model_dir, tiny):
     landmark_twin = helpers.torch_landmark_twin(weights[landmark_name], tiny)
     recognition_twin = helpers.torch_recognition_twin(weights["face_recognition_model"])
     detector = TinyFaceDetector(ours.detector.net)
-    detector.net = TorchNet(detector_forward, np)
+    detector.net = TorchNet(detector_forward)
     twin = FaceModels(model_dir, tiny_landmarks=tiny, detector=detector,
-                      landmark_net=TorchNet(landmark_twin, np, tiny=tiny),
-                      recognition_net=TorchNet(recognition_twin, np))
+                      landmark_net=TorchNet(landmark_twin, tiny=tiny),
+                      recognition_net=TorchNet(recognition_twin))
     return ours, twin
 
 
@@ -113,7 +113,9 @@ def time_tfjs(np, args, photo, descriptor, strided_ms):
     result = json.loads(done.stdout.strip().splitlines()[-1])
     times = sorted(result["times_ms"])
     median = times[len(times) // 2]
-    diff = float(np.linalg.norm(np.asarray(result["descriptor"]) - descriptor)) if result["faces"] == 1 else float("nan")
+    diff = float("nan")
+    if result["faces"] == 1:
+        diff = float(np.linalg.norm(np.asarray(result["descriptor"]) - descriptor))
     print(f"[{label}] median {median:.1f} ms (min {times[0]:.1f}) over {len(times)} runs; descriptor L2 vs strided "
           f"{diff:.1e}", flush=True)
     ratio = None if strided_ms is None else strided_ms / median

@@ -88,7 +88,8 @@ def test_residual_down_shapes_and_gradients_match_torch(size, channels):
     def conv_layer(z, conv, stride, relu):
         z = TF.conv2d(z, torch.tensor(w[f"b/{conv}/conv/filters"].transpose(3, 2, 0, 1)),
                       torch.tensor(w[f"b/{conv}/conv/bias"]), stride=stride, padding=1 if stride == 1 else 0)
-        z = z * torch.tensor(w[f"b/{conv}/scale/weights"])[:, None, None] + torch.tensor(w[f"b/{conv}/scale/biases"])[:, None, None]
+        scale, shift = torch.tensor(w[f"b/{conv}/scale/weights"]), torch.tensor(w[f"b/{conv}/scale/biases"])
+        z = z * scale[:, None, None] + shift[:, None, None]
         return TF.relu(z) if relu else z
 
     out = conv_layer(conv_layer(xt, "conv1", 2, True), "conv2", 1, False)

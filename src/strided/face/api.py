@@ -40,7 +40,7 @@ from ..detect.tiny_face import DEFAULT_INPUT_SIZE, DEFAULT_SCORE_THRESHOLD, Tiny
 from ..errors import ImageError, StridedError
 from ..models import face_landmarks, face_recognition
 from ..tensor import Tensor, no_grad
-from .align import align_box, crop_face, crop_rect, landmark_box, landmarks_to_image
+from .align import align_box, crop_face, crop_rect, landmarks_to_image
 
 __all__ = ["DEFAULT_THRESHOLD", "METRICS", "NoFaceError", "FaceModels", "default_models", "load_image",
            "detect", "embed", "distance", "verify"]
@@ -292,7 +292,8 @@ def distance(a, b, metric: str = "euclidean"):
         raise StridedError(f"metric must be one of {METRICS}, received metric={metric!r}")
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-1] or a.shape[-1] == 0:
-        raise StridedError(f"descriptors must have the same non-empty last axis, received shapes {a.shape} and {b.shape}")
+        raise StridedError(f"descriptors must have the same non-empty last axis, received shapes {a.shape} "
+                           f"and {b.shape}")
     if metric == "euclidean":
         out = np.sqrt(np.sum((a - b) ** 2, axis=-1))
     else:
