@@ -168,15 +168,15 @@ class FaceModels:
         """Every face in one photo, highest score first: ``{"box": [x1, y1, x2, y2], "score",
         "landmarks": [[x, y] x 68], "aligned_box": [x1, y1, x2, y2]}`` (image pixels; boxes not
         clipped), plus ``"embedding"`` (a ``(128,)`` float32 array) when ``embeddings``.
-        ``landmarks=False`` returns boxes and scores only.  A box with no pixel inside the image
-        is dropped (face-api drops it too)."""
+        ``landmarks=False`` (and no ``embeddings``) returns boxes and scores only.  A box with no
+        pixel inside the image is dropped (face-api drops it too)."""
         image = load_image(image)
         faces = []
         for det in self.find_faces(image, input_size, score_threshold):
             if not (landmarks or embeddings):
                 faces.append(_face_dict(det["box"], det["score"]))
                 continue
-            x, y, w, h = crop_rect(det["box"], image.shape)
+            _, _, w, h = crop_rect(det["box"], image.shape)
             if w <= 0 or h <= 0:
                 continue
             points, crop_size = self.landmarks(image, det["box"])
