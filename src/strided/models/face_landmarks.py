@@ -120,6 +120,9 @@ class DenseBlock(nn.Module):
         for k in range(1, num_convs):
             setattr(self, f"conv{k}", SeparableConv2d(out_channels, out_channels))
 
+    def extra_repr(self):
+        return "" if self.num_convs == 4 else f"num_convs={self.num_convs}"
+
     def forward(self, x):
         outs = [F.relu(self.conv0(x))]
         for k in range(1, self.num_convs):

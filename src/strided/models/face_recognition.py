@@ -94,6 +94,9 @@ class ConvScale(nn.Module):
         self.scale = ScaleLayer(out_channels)
         self.relu = bool(relu)
 
+    def extra_repr(self):
+        return "" if self.relu else "relu=False"
+
     def forward(self, x):
         out = self.scale(self.conv(x))
         return F.relu(out) if self.relu else out
@@ -113,6 +116,9 @@ class ResidualBlock(nn.Module):
         self.conv1 = ConvScale(in_channels, out_channels, 3, stride=2 if down else 1, relu=True)
         self.conv2 = ConvScale(out_channels, out_channels, 3, stride=1, relu=False)
         self.pool = nn.AvgPool2d(2, stride=2, padding="valid") if down else None
+
+    def extra_repr(self):
+        return "down=True" if self.down else ""
 
     def forward(self, x):
         out = self.conv2(self.conv1(x))
