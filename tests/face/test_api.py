@@ -73,6 +73,16 @@ def test_load_image_accepts_uint8_floats_and_paths_and_names_bad_input(tmp_path)
         load_image(pixels.astype(np.int64))
 
 
+def test_missing_weights_name_the_install_command(tmp_path, monkeypatch):
+    from strided.errors import DatasetUnavailable
+    monkeypatch.setenv("STRIDED_FACEAPI_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PATH", "")                # no npm: the global npm folder is not searched
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetUnavailable, match="strided models fetch face-api"):
+        FaceModels()
+
+
 # ------------------------------------------------------------------------------------ against face-api
 @pytest.fixture(scope="module")
 def model_dir():
