@@ -1,0 +1,317 @@
+"""Find faces, embed them, compare them: the few verbs most users need.
+
+>>> import strided.face as face
+>>> faces = face.detect("group.jpg")             # [{"box", "score", "landmarks", "aligned_box"}, ...]
+>>> a = face.embed("me.jpg")                     # (128,) float32, the largest face
+>>> face.distance(a, face.embed("me_too.jpg"))   # Euclidean; same person below 0.6
+>>> face.verify("me.jpg", "you.jpg")             # {"verified": False, "distance": 0.83, "threshold": 0.6, ...}
+
+The models are face-api 1.7.15's (npm ``@vladmandic/face-api``, installed once with
+``strided models fetch face-api``; nothing is downloaded at run time), ported exactly:
+
+* the Tiny Face Detector (:mod:`strided.detect.tiny_face`, input 416, score > 0.5, NMS 0.4),
+* the 68-point landmark net (:mod:`strided.models.face_landmarks`, or its tiny variant),
+* dlib's ResNet face descriptor (:mod:`strided.models.face_recognition`, 128-d), computed on
+  the crop aligned from the eyes and mouth (:mod:`strided.face.align`).
+
+``detect``/``embed`` give what ``faceapi.detectAllFaces(img).withFaceLandmarks()
+.withFaceDescriptors()`` gives (tested against it on real photos: landmarks within 1e-3 px,
+descriptors within 1e-5).
+
+**The threshold.** Two descriptors of the same person are usually closer than **0.6**
+(Euclidean): dlib's threshold for this model (99.38 % accuracy on LFW pairs) and face-api's
+default (``FaceMatcher(..., 0.6)``, a match when ``distance < 0.6``).  :func:`verify` uses it
+strictly (``verified = distance < threshold``); lower it for fewer false accepts.
+
+Models are loaded once per process (:func:`default_models`); build a :class:`FaceModels` to
+choose the folder, the tiny landmark net or the detector's settings, and pass it as ``models=``.
+"""
+from __future__ import annotations
+
+import hashlib
+import numbers
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..data.image import read_image, to_uint8
+from ..detect.tiny_face import DEFAULT_INPUT_SIZE, DEFAULT_SCORE_THRESHOLD, TinyFaceDetector
+from ..errors import ImageError, StridedError
+from ..models import face_landmarks, face_recognition
+from ..tensor import Tensor, no_grad
+from .align import align_box, crop_face, crop_rect, landmarks_to_image
+
+__all__ = ["DEFAULT_THRESHOLD", "METRICS", "NoFaceError", "FaceModels", "default_models", "load_image",
+           "detect", "embed", "distance", "verify"]
+
+DEFAULT_THRESHOLD = 0.6          # dlib's / face-api's Euclidean threshold for these descriptors
+METRICS = ("euclidean", "cosine")
+
+
+class NoFaceError(StridedError, ValueError):
+    """No face was found where one was needed (``embed``, ``verify``)."""
+
+
+def load_image(image, name: str = "image") -> np.ndarray:
+    """A path (read with :func:`strided.data.image.read_image`) or an ``(H, W, 3)`` array ->
+    uint8 RGB ``(H, W, 3)``.  Float arrays are taken as 0..1 (:func:`strided.data.image.to_uint8`)."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    array = np.asarray(image)
+    if array.ndim != 3 or array.shape[-1] != 3 or array.shape[0] < 1 or array.shape[1] < 1:
+        raise ImageError(f"{name} must be a path or an RGB image array (H, W, 3), received "
+                         f"{type(image).__name__} of shape {array.shape}")
+    if array.dtype == np.uint8:
+        return array
+    if not (np.issubdtype(array.dtype, np.floating) or array.dtype == np.bool_):
+        raise ImageError(f"{name} must hold uint8 pixels (0..255) or floats (0..1), received dtype {array.dtype}")
+    return to_uint8(array)
+
+
+def _face_dict(box, score, landmarks=None, crop_size=None) -> dict:
+    face = {"box": [float(v) for v in box], "score": float(score)}
+    if landmarks is not None:
+        face["landmarks"] = landmarks.tolist()
+        face["aligned_box"] = align_box(landmarks, crop_size)
+    return face
+
+
+def _area(face) -> float:
+    x1, y1, x2, y2 = face["box"]
+    return (x2 - x1) * (y2 - y1)
+
+
+class FaceModels:
+    """face-api's three networks, loaded once: detector, landmarks, descriptor.
+
+    ``model_dir``: face-api's ``model/`` folder (default: :func:`strided.models.faceapi.
+    find_faceapi_models`, which names the install command when it is missing);
+    ``tiny_landmarks``: use ``face_landmark_68_tiny_model`` (faster, a little less precise);
+    ``input_size`` / ``score_threshold``: the detector's defaults (face-api's 416 and 0.5).
+    ``detector``, ``landmark_net``, ``recognition_net``: networks already built (a
+    :class:`~strided.detect.tiny_face.TinyFaceDetector`, a
+    :class:`~strided.models.face_landmarks.FaceLandmark68Net`, a
+    :class:`~strided.models.face_recognition.FaceRecognitionNet`) instead of loading them.
+    """
+
+    def __init__(self, model_dir=None, tiny_landmarks: bool = False, input_size: int = DEFAULT_INPUT_SIZE,
+                 score_threshold: float = DEFAULT_SCORE_THRESHOLD, detector=None, landmark_net=None,
+                 recognition_net=None):
+        if model_dir is None and None in (detector, landmark_net, recognition_net):
+            from ..models.faceapi import find_faceapi_models
+            model_dir = find_faceapi_models()
+        self.model_dir = None if model_dir is None else Path(model_dir)
+        if detector is None:
+            detector = TinyFaceDetector(self.model_dir, input_size, score_threshold)
+        if not isinstance(detector, TinyFaceDetector):
+            raise StridedError(f"detector must be a TinyFaceDetector, received {type(detector).__name__}")
+        self.detector = detector
+        self.landmark_net = (face_landmarks.load_face_landmark_net(self.model_dir, tiny=tiny_landmarks)
+                             if landmark_net is None else landmark_net.eval())
+        self.recognition_net = (face_recognition.load_face_recognition_net(self.model_dir)
+                                if recognition_net is None else recognition_net.eval())
+        self.tiny_landmarks = bool(getattr(self.landmark_net, "tiny", tiny_landmarks))
+        self._embedding_id = None
+
+    def __repr__(self):
+        return (f"FaceModels(model_dir={str(self.model_dir)!r}, tiny_landmarks={self.tiny_landmarks}, "
+                f"input_size={self.detector.input_size}, score_threshold={self.detector.score_threshold})")
+
+    @property
+    def embedding_id(self) -> str:
+        """Names the descriptor model and its exact weights (``"faceapi-dlib-resnet128:<12 hex>"``,
+        SHA-256 of the weights): embeddings with different ids must not be compared."""
+        if self._embedding_id is None:
+            digest = hashlib.sha256()
+            for name, value in self.recognition_net.state_dict().items():
+                digest.update(name.encode())
+                digest.update(np.ascontiguousarray(value, np.float32).tobytes())
+            self._embedding_id = f"faceapi-dlib-resnet128:{digest.hexdigest()[:12]}"
+        return self._embedding_id
+
+    # ----------------------------------------------------------------------------- steps
+    def find_faces(self, image, input_size: int | None = None, score_threshold: float | None = None) -> list:
+        """The detector alone: ``[{"box": [x1, y1, x2, y2], "score", ...}]``, highest score first."""
+        return self.detector.detect(load_image(image), input_size, score_threshold)
+
+    def landmarks(self, image, box) -> tuple:
+        """``(points, crop_size)``: the 68 ``(x, y)`` landmarks (float64, image pixels) of the face in
+        ``box`` ``[x1, y1, x2, y2]`` and the ``(w, h)`` of the crop the net saw."""
+        image = load_image(image)
+        crop, (_, _, w, h) = crop_face(image, box)
+        with no_grad():
+            raw = self.landmark_net(Tensor(face_landmarks.preprocess(crop))).data[0]
+        relative = face_landmarks.postprocess(raw, crop.shape)
+        return landmarks_to_image(relative, (w, h), box[:2]), (w, h)
+
+    def embed_crop(self, crop) -> np.ndarray:
+        """The descriptor ``(128,)`` float32 of an image taken as the face crop itself (face-api's
+        ``computeFaceDescriptor(image)``: centred square, resized to 150), e.g. a pre-aligned photo."""
+        crop = load_image(crop, "crop")
+        with no_grad():
+            return self.recognition_net(Tensor(face_recognition.preprocess(crop))).data[0].astype(np.float32)
+
+    def embed_landmarks(self, image, landmarks, crop_size=None) -> np.ndarray:
+        """The descriptor ``(128,)`` float32 of the face with these 68 landmarks: the crop of
+        :func:`strided.face.align.align_box`, then the recognition net."""
+        image = load_image(image)
+        box = align_box(landmarks, crop_size)
+        x, y, w, h = crop_rect(box, image.shape)
+        if w <= 0 or h <= 0:
+            raise NoFaceError(f"the aligned face box {box} has no pixel inside the image of shape {image.shape[:2]}")
+        return self.embed_crop(image[y:y + h, x:x + w])
+
+    # ----------------------------------------------------------------------------- verbs
+    def detect(self, image, input_size: int | None = None, score_threshold: float | None = None,
+               landmarks: bool = True, embeddings: bool = False) -> list:
+        """Every face in one photo, highest score first: ``{"box": [x1, y1, x2, y2], "score",
+        "landmarks": [[x, y] x 68], "aligned_box": [x1, y1, x2, y2]}`` (image pixels; boxes not
+        clipped), plus ``"embedding"`` (a ``(128,)`` float32 array) when ``embeddings``.
+        ``landmarks=False`` (and no ``embeddings``) returns boxes and scores only.  A box with no
+        pixel inside the image is dropped (face-api drops it too)."""
+        image = load_image(image)
+        faces = []
+        for det in self.find_faces(image, input_size, score_threshold):
+            if not (landmarks or embeddings):
+                faces.append(_face_dict(det["box"], det["score"]))
+                continue
+            _, _, w, h = crop_rect(det["box"], image.shape)
+            if w <= 0 or h <= 0:
+                continue
+            points, crop_size = self.landmarks(image, det["box"])
+            face = _face_dict(det["box"], det["score"], points, crop_size)
+            if embeddings:
+                face["embedding"] = self.embed_landmarks(image, points, crop_size)
+            faces.append(face)
+        return faces
+
+    def choose_face(self, image, face=None, name: str = "image") -> tuple:
+        """``(face, faces_found)``: ``face`` as given (a dict from :meth:`detect`, or a box
+        ``[x1, y1, x2, y2]``), else the largest detected face (box area).  Raises
+        :class:`NoFaceError` when there is none."""
+        image = load_image(image, name)
+        if face is None:
+            faces = self.detect(image)
+            if not faces:
+                raise NoFaceError(f"no face found in {name} (shape {image.shape[:2]}, detector input "
+                                  f"{self.detector.input_size}, score > {self.detector.score_threshold})")
+            return max(faces, key=_area), len(faces)
+        if isinstance(face, dict):
+            if "box" not in face:
+                raise StridedError(f"face must be a dict with a 'box' (from detect) or a box [x1, y1, x2, y2], "
+                                   f"received a dict with keys {sorted(face)}")
+            if "landmarks" in face:
+                return face, 1
+            box, score = face["box"], face.get("score", 1.0)
+        else:
+            box, score = face, 1.0
+        points, crop_size = self.landmarks(image, np.asarray(box, np.float64))
+        return _face_dict(box, score, points, crop_size), 1
+
+    def embed(self, image, face=None) -> np.ndarray:
+        """The ``(128,)`` float32 descriptor of one face: ``face`` (from :meth:`detect`, or a box)
+        or, when ``None``, **the largest face** of the photo; :class:`NoFaceError` if there is none."""
+        image = load_image(image)
+        face, _ = self.choose_face(image, face)
+        if "embedding" in face:
+            return np.asarray(face["embedding"], np.float32)
+        return self.embed_face(image, face)
+
+    def embed_face(self, image, face) -> np.ndarray:
+        """The descriptor of a face dict with ``"box"`` and ``"landmarks"`` (from :meth:`detect`)."""
+        image = load_image(image)
+        crop_size = crop_rect(face["box"], image.shape)[2:] if "box" in face else None
+        return self.embed_landmarks(image, face["landmarks"], crop_size)
+
+    def verify(self, image1, image2, threshold: float = DEFAULT_THRESHOLD) -> dict:
+        """See :func:`verify`."""
+        threshold = _check_threshold(threshold)
+        chosen, vectors = [], []
+        for index, img in enumerate((image1, image2), start=1):
+            name = f"image {index}" + (f" ({img})" if isinstance(img, (str, Path)) else "")
+            img = load_image(img, name)
+            face, found = self.choose_face(img, name=name)
+            vectors.append(self.embed_face(img, face))
+            face = dict(face, faces_found=found)
+            if found > 1:
+                face["note"] = f"{found} faces in {name}; the largest was used"
+            chosen.append(face)
+        d = distance(vectors[0], vectors[1])
+        return {"verified": bool(d < threshold), "distance": d, "threshold": threshold, "metric": "euclidean",
+                "faces": chosen}
+
+
+def _check_threshold(threshold) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold) \
+            or threshold <= 0:
+        raise StridedError(f"threshold must be a positive number (Euclidean distance; face-api/dlib use 0.6), "
+                           f"received threshold={threshold!r}")
+    return float(threshold)
+
+
+_MODELS: dict = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def default_models(model_dir=None, tiny_landmarks: bool = False) -> FaceModels:
+    """The :class:`FaceModels` of this process for ``(model_dir, tiny_landmarks)``, loaded on first use."""
+    key = (None if model_dir is None else str(Path(model_dir).resolve()), bool(tiny_landmarks))
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            _MODELS[key] = FaceModels(model_dir, tiny_landmarks=tiny_landmarks)
+        return _MODELS[key]
+
+
+def detect(image, input_size: int | None = None, score_threshold: float | None = None, landmarks: bool = True,
+           embeddings: bool = False, models: FaceModels | None = None) -> list:
+    """Faces in one photo (a path or an ``(H, W, 3)`` array), highest score first::
+
+        [{"box": [x1, y1, x2, y2], "score": 0.97, "landmarks": [[x, y] x 68], "aligned_box": [...]}, ...]
+
+    ``input_size`` (multiple of 32, default 416: larger finds smaller faces) and
+    ``score_threshold`` (keep ``score > threshold``, default 0.5) tune the Tiny Face Detector;
+    ``embeddings=True`` adds each face's ``"embedding"`` ((128,) float32).  See
+    :meth:`FaceModels.detect`."""
+    return (models or default_models()).detect(image, input_size, score_threshold, landmarks, embeddings)
+
+
+def embed(image, face=None, models: FaceModels | None = None) -> np.ndarray:
+    """The 128-d descriptor (float32) of one face of ``image``: ``face`` (a dict from
+    :func:`detect` or a box ``[x1, y1, x2, y2]``) or, by default, **the largest face** found.
+    Raises :class:`NoFaceError` when the photo has no face."""
+    return (models or default_models()).embed(image, face)
+
+
+def distance(a, b, metric: str = "euclidean"):
+    """Distance between descriptors ``a`` and ``b`` (``(128,)`` each, or broadcastable stacks
+    ``(..., 128)``): ``"euclidean"`` ``||a - b||`` (face-api's ``euclideanDistance``; same person
+    below 0.6) or ``"cosine"`` ``1 - a.b / (||a|| ||b||)`` (0 same direction, 2 opposite).
+    A float for two vectors, else an array of the broadcast shape without the last axis."""
+    if metric not in METRICS:
+        raise StridedError(f"metric must be one of {METRICS}, received metric={metric!r}")
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[-1] or a.shape[-1] == 0:
+        raise StridedError(f"descriptors must have the same non-empty last axis, received shapes {a.shape} "
+                           f"and {b.shape}")
+    if metric == "euclidean":
+        out = np.sqrt(np.sum((a - b) ** 2, axis=-1))
+    else:
+        norms = np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)
+        if np.any(norms == 0):
+            raise StridedError("the cosine distance is undefined for an all-zero descriptor")
+        out = 1.0 - np.sum(a * b, axis=-1) / norms
+    return float(out) if out.ndim == 0 else out
+
+
+def verify(image1, image2, threshold: float = DEFAULT_THRESHOLD, models: FaceModels | None = None) -> dict:
+    """Are the two photos the same person?  The largest face of each is embedded and::
+
+        {"verified": distance < threshold, "distance": Euclidean distance, "threshold": 0.6,
+         "metric": "euclidean", "faces": [face of image1, face of image2]}
+
+    Each face is as :func:`detect` gives it, plus ``"faces_found"`` and, when the photo holds
+    several faces, a ``"note"`` saying the largest was used.  ``threshold=0.6`` is dlib's and
+    face-api's (``FaceMatcher``) Euclidean threshold for these descriptors.  Raises
+    :class:`NoFaceError` naming the photo when one has no face."""
+    return (models or default_models()).verify(image1, image2, threshold)
