@@ -321,3 +321,31 @@ def test_collate_fn_transform_gets_the_collated_batch_seeded_per_batch():
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="collate_fn must be callable"):
         DataLoader(_Boxes(), collate_fn="stack")
+
+
+def test_batch_sampler_decides_every_batch():
+    from strided.data.sampler import PKSampler
+    labels = np.repeat(np.arange(6), 5)
+    images = np.arange(30, dtype=np.uint8).reshape(30, 1, 1, 1)
+    sampler = PKSampler(labels, p=3, k=2, seed=1)
+    loader = DataLoader(ArrayDataset(images, labels), batch_sampler=sampler, prefetch=0)
+    assert len(loader) == len(sampler)
+    for epoch in (0, 1):
+        loader.set_epoch(epoch)
+        got = [(np.rint(x[:, 0, 0, 0] * 255).astype(int), y) for x, y in loader]
+        expected = sampler.batches(epoch)
+        assert len(got) == len(expected)
+        for (pixels, y), indices in zip(got, expected):
+            assert pixels.tolist() == np.asarray(indices).tolist()     # image i holds the value i
+            assert y.tolist() == labels[indices].tolist()
+            assert len(set(y.tolist())) == 3                            # P classes, K images each
+
+
+def test_batch_sampler_refuses_batch_size_and_shuffle():
+    from strided.data.sampler import PKSampler
+    labels = np.repeat(np.arange(4), 4)
+    data = ArrayDataset(np.zeros((16, 1, 1, 1), np.uint8), labels)
+    with pytest.raises(ValueError, match="batch_sampler decides"):
+        DataLoader(data, batch_size=8, batch_sampler=PKSampler(labels, p=2, k=2))
+    with pytest.raises(ValueError, match="batches\\(epoch\\)"):
+        DataLoader(data, batch_sampler=[[0, 1]])

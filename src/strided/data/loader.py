@@ -91,6 +91,9 @@ class DataLoader:
     transform : ``transform(x, rng) -> x`` applied to each float batch ``x``
         ``(B, H, W, C)`` with a NumPy ``Generator`` (see :mod:`strided.data.augment`).
     prefetch : batches prepared ahead by a background thread (0: no thread).
+    batch_sampler : an object with ``batches(epoch) -> list of index arrays`` and ``len()`` that
+        decides every batch's indices (e.g. :class:`strided.data.sampler.PKSampler`: P classes x K
+        images); ``batch_size``, ``shuffle`` and ``drop_last`` are then left at their defaults.
     collate_fn : ``collate_fn(samples) -> batch`` builds a batch from the list of items
         ``dataset[i]`` (see :func:`default_collate`); ``None`` (default) takes
         ``dataset.get_batch(indices)`` (sliced, fast for in-memory arrays) and gives
@@ -105,7 +108,7 @@ class DataLoader:
 
     def __init__(self, dataset, batch_size: int = 64, shuffle: bool = False,
                  drop_last: bool = False, seed: int | None = None, transform=None,
-                 prefetch: int = 2, collate_fn=None):
+                 prefetch: int = 2, collate_fn=None, batch_sampler=None):
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, "
                              f"received batch_size={batch_size!r}")
@@ -118,6 +121,15 @@ class DataLoader:
         if transform is not None and not callable(transform):
             raise ValueError(f"transform must be callable as transform(x, rng), "
                              f"received {transform!r}")
+        if batch_sampler is not None:
+            if not (callable(getattr(batch_sampler, "batches", None)) and hasattr(batch_sampler, "__len__")):
+                raise ValueError(f"batch_sampler must have batches(epoch) and len(), received {batch_sampler!r}")
+            if (batch_size, shuffle, drop_last) != (64, False, False):
+                raise ValueError(f"batch_sampler decides the batches: leave batch_size, shuffle and drop_last "
+                                 f"unset, received batch_size={batch_size!r}, shuffle={shuffle!r}, "
+                                 f"drop_last={drop_last!r}")
+            batch_size = getattr(batch_sampler, "batch_size", batch_size)
+        self.batch_sampler = batch_sampler
         self.dataset = dataset
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
@@ -148,6 +160,8 @@ class DataLoader:
 
     # ------------------------------------------------------------------ batches
     def __len__(self) -> int:
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
         n = len(self.dataset)
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
@@ -175,6 +189,10 @@ class DataLoader:
         return np.ascontiguousarray(x, dtype=np.float32), np.asarray(labels, dtype=np.int64)
 
     def _batches(self, epoch: int):
+        if self.batch_sampler is not None:
+            for b, indices in enumerate(self.batch_sampler.batches(epoch)):
+                yield self._make_batch(np.asarray(indices), epoch, b)
+            return
         order = self.order(epoch)
         for b in range(len(self)):
             yield self._make_batch(order[b * self.batch_size:(b + 1) * self.batch_size],
