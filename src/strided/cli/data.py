@@ -194,6 +194,11 @@ def cmd_data_show(args) -> int:
         if not args.name.startswith("folder:"):
             raise CLIError("--image-size applies to folder:PATH data sets only")
         options["image_size"] = args.image_size
+    from ..data.sources import GENERATED_DATASETS
+    if args.name in GENERATED_DATASETS:
+        # generated on the fly: only the images shown (the same generator and seed as the full set;
+        # its images depend on the count, so they are not the first of the full set)
+        options.update(train=args.n, test=args.n)
     try:
         train, test = load(args.name, root=args.data_root, **options)
     except MixedImageSizes as exc:
@@ -203,6 +208,8 @@ def cmd_data_show(args) -> int:
     dataset = train if args.split == "train" else test
     if len(dataset) == 0:
         raise CLIError(f"{dataset.name} is empty")
+    if hasattr(dataset, "boxes"):          # a generated detection / localisation set
+        return _show_boxes(args, dataset)
     rng = np.random.default_rng(args.seed)
     indices = _pick(dataset.labels, args.n, rng)
     x, y = dataset.get_batch(indices)
@@ -221,4 +228,74 @@ def cmd_data_show(args) -> int:
     _draw_grid(rows, row_names, titles, Path(args.output), suptitle)
     print(f"wrote {args.output} ({len(rows)} rows x {len(indices)} images of "
           f"{dataset.name})")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- show: boxes
+def _objects(dataset, i):
+    """``(boxes (k, 4), labels (k,), landmarks (k, 4, 2) or None)`` of image ``i`` of a
+    SceneSet (several objects) or a LocalizationSet (one object or none, with landmarks)."""
+    import numpy as np
+
+    if isinstance(dataset.boxes, list):                      # SceneSet
+        return dataset.boxes[i], dataset.labels[i], None
+    has = dataset.labels[i] >= 0
+    k = 1 if has else 0
+    return (dataset.boxes[i:i + 1][:k], dataset.labels[i:i + 1][:k],
+            dataset.landmarks[i:i + 1][:k] if has else np.zeros((0, 4, 2)))
+
+
+def _show_boxes(args, dataset) -> int:
+    """``strided data show digit-scenes``: images with their boxes and class names (and the 4
+    landmarks of a -loc set); with --augment, rows of box-aware augmented copies
+    (:class:`strided.data.box_augment.BoxAugment`: the boxes move with the image)."""
+    import numpy as np
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    from ..data.box_augment import BoxAugment
+    from ..data.image import to_float
+    from ..fileio import atomic_write
+
+    rng = np.random.default_rng(args.seed)
+    indices = np.sort(rng.choice(len(dataset), size=min(args.n, len(dataset)), replace=False))
+    rows, row_names = [[(to_float(dataset.images[i]), *_objects(dataset, i)) for i in indices]], ["original"]
+    if args.augment:
+        augment = BoxAugment()
+        for r in range(args.rows):
+            row = []
+            for image, boxes, labels, marks in rows[0]:
+                image2, boxes2, labels2 = augment(image, boxes, labels, rng)
+                row.append((image2, boxes2, labels2, None))
+            rows.append(row)
+            row_names.append(f"augmented {r + 1}")
+    n = len(indices)
+    fig = Figure(figsize=(1.6 * n + 0.6, 1.75 * len(rows) + 0.5), layout="constrained")
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    colours = [f"C{k}" for k in range(10)]
+    for r, row in enumerate(rows):
+        for c, (image, boxes, labels, marks) in enumerate(row):
+            ax = axes[r][c]
+            ax.imshow(image.clip(0.0, 1.0), interpolation="nearest")
+            for (x1, y1, x2, y2), k in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(labels).reshape(-1)):
+                colour = colours[int(k) % 10]
+                ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, lw=1.2, ec=colour))
+                ax.text(x1 - 0.5, y1 - 1, dataset.classes[int(k)], color="white", fontsize=6, va="bottom",
+                        bbox=dict(fc=colour, ec="none", pad=0.5))
+            if marks is not None and len(marks):
+                points = np.asarray(marks).reshape(-1, 2) - 0.5      # pixel edges -> imshow's centres
+                ax.plot(points[:, 0], points[:, 1], "o", ms=2.5, color="yellow")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(row_names[r], fontsize=8)
+    size = "x".join(map(str, dataset.images.shape[1:]))
+    fig.suptitle(f"{args.name} {args.split}: {len(dataset)} generated images {size} (boxes"
+                 f"{' and 4 landmarks' if not isinstance(dataset.boxes, list) else ''})", fontsize=8)
+    path = Path(args.output)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    except ValueError as exc:
+        raise CLIError(f"cannot write {str(path)!r}: {exc}") from None
+    print(f"wrote {args.output} ({len(rows)} rows x {n} generated images of {args.name}, with boxes)")
     return EXIT_OK
