@@ -206,11 +206,11 @@ class RunDir:
         checkpoints/best.safetensors      the best epoch (by the monitored metric)
         checkpoints/last.safetensors      the latest state (for --resume)
         metrics.json                      history and, once finished, test results
-        curves.png confusion.png predictions.png
+        curves.png confusion.png predictions.png   (detection runs: also pr_curve.png)
     """
 
     CONFIG, METRICS = "config.json", "metrics.json"
-    PICTURES = ("curves.png", "confusion.png", "predictions.png")
+    PICTURES = ("curves.png", "confusion.png", "predictions.png", "pr_curve.png")
 
     def __init__(self, path):
         self.path = Path(path)
