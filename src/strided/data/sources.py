@@ -25,6 +25,8 @@ and matplotlib, exact labels) are :class:`~strided.data.scenes.SceneSet` s (dete
 :class:`~strided.data.scenes.LocalizationSet` s, not ArrayDatasets; they take the options
 ``train``, ``test`` (how many images) and ``size`` (their side), e.g.
 ``load("digit-scenes", train=500, size=48)``.  Each is a pure function of its options.
+They are registered by :func:`strided.data.scenes.register_scene_datasets` (run when
+``strided.data`` is imported).
 
 >>> train, test = load("fashion-mnist")
 >>> train, test = load("folder:photos/", image_size=64)
@@ -45,7 +47,7 @@ from .folder import load_image_folder
 from .h5 import load_h5
 from .idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDXError, read_idx
 
-__all__ = ["DataSource", "DatasetInfo", "DATASETS", "GENERATED_DATASETS", "load", "info", "fashion_mnist",
+__all__ = ["DataSource", "DatasetInfo", "DATASETS", "SCENE_OPTIONS", "load", "info", "fashion_mnist",
            "mnist_5k", "digits", "lfw_faces", "FASHION_CLASSES", "FASHION_DIR",
            "DatasetUnavailable", "read_idx"]
 
@@ -318,33 +320,9 @@ DATASETS: dict[str, DataSource] = {s.name: s for s in [
 ]}
 
 
-# =========================================================================== generated sets
-def _scene_builder(name: str):
-    """The loader of the generated set ``name`` (imported when used: scenes imports this module)."""
-    def loader(root=None, **options):
-        from .scenes import SCENE_DATASETS
-        return SCENE_DATASETS[name][0](root, **options)
-    loader.__name__ = name.replace("-", "_")
-    return loader
-
-
+# the generated sets (digit-scenes, ...) are added to DATASETS by strided.data.scenes when
+# strided.data is imported (scenes builds on the loaders above; see register_scene_datasets)
 SCENE_OPTIONS = ("train", "test", "size")
-_GENERATED = (   # name, description, glyph source (its files, how to get them)
-    ("digit-scenes", "1..4 MNIST digits on photos, 96x96 RGB, boxes, 8000/1000 (generated)", "mnist-5k"),
-    ("fashion-scenes", "1..4 Fashion-MNIST articles on photos, 96x96 RGB, boxes, 8000/1000 (generated)",
-     "fashion-mnist"),
-    ("digit-loc", "one MNIST digit or none on a photo, 64x64 RGB, box + 4 landmarks, 10000/2000 (generated)",
-     "mnist-5k"),
-    ("fashion-loc", "one Fashion-MNIST article or none on a photo, 64x64 RGB, box + 4 landmarks, 10000/2000 "
-                    "(generated)", "fashion-mnist"),
-)
-for _name, _description, _glyphs in _GENERATED:
-    _source = DATASETS[_glyphs]
-    DATASETS[_name] = DataSource(_name, _description, _scene_builder(_name), _source.locator,
-                                 f"generated from {_glyphs} and the photos of scikit-image; "
-                                 f"{_glyphs}: {_source.how_to_get}", _source.install, SCENE_OPTIONS)
-del _name, _description, _glyphs, _source
-GENERATED_DATASETS = tuple(row[0] for row in _GENERATED)
 
 PATTERNS = {
     "folder:PATH": "your images, PATH/<class>/*.jpg|jpeg|png|bmp (or PATH/train, PATH/test)",
