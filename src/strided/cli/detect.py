@@ -163,6 +163,8 @@ class _Darknet(_Detector):
         for what, path in (("cfg", cfg), ("weights", weights)):
             if not path.is_file():
                 raise CLIError(f"--darknet: {what} file {str(path)!r} does not exist")
+        if args.size is not None and args.size % 32:
+            raise CLIError(f"--size must be a multiple of 32 for a darknet network, received {args.size}")
         try:
             detector = darknet_detector(cfg, weights, args.names)
         except (ModelFileError, ImageError, ValueError) as exc:
@@ -172,8 +174,6 @@ class _Darknet(_Detector):
             if names is not None:
                 detector.names = names
         self.detector = detector
-        if args.size is not None and args.size % 32:
-            raise CLIError(f"--size must be a multiple of 32 for a darknet network, received {args.size}")
         self.size = args.size
         self.conf, self.iou, self.max_det = args.conf, DEFAULTS["iou"] if args.iou is None else args.iou, args.max_det
         w, h = detector.net.input_size if args.size is None else (args.size, args.size)
