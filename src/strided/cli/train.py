@@ -6,11 +6,21 @@
     strided evaluate RUN_DIR                     # test accuracy and confusion matrix of the best checkpoint
     strided predict RUN_DIR IMAGE... --top 3     # class names with probabilities
     strided predict --model efficientnet_lite0 --pretrained IMAGE... --top 5   # pretrained ImageNet classes
+    strided train --task detect --model yolo_tiny --data digit-scenes --epochs 30 --augment --out RUN_DIR
+    strided evaluate RUN_DIR                     # a detection run: mAP50, mAP50-95, per-class AP, pr_curve.png
 
 A run directory (:class:`~strided.cli.common.RunDir`) holds ``config.json`` (everything
 needed to rebuild the run), ``checkpoints/{best,last}.safetensors``, ``metrics.json``
 (history and test results) and the pictures ``curves.png``, ``confusion.png``,
 ``predictions.png``.  ``--out`` on an existing run is refused unless ``--overwrite``.
+
+``--task detect`` trains a YOLO detector (``yolo_tiny``) on a generated scenes set
+(``digit-scenes``, ``fashion-scenes``): :func:`detection_config`, :func:`load_detection_data`,
+:func:`choose_anchors`, :func:`make_detection_session`, the same Trainer loop with
+:class:`~strided.detect.training.YoloLoss` and the validation mAP50
+(:class:`~strided.detect.report.ValidationMAP`, the best checkpoint's monitor), then
+:func:`detection_report` (COCO mAP on the test split, ``pr_curve.png``, ``confusion.png`` with
+background, ``predictions.png``).
 
 ``cmd_train`` is a short sequence of steps: :func:`new_run` or :func:`resume_run` (the
 config), :func:`load_training_data`, the model, :func:`make_trainer` per phase (head, then
@@ -24,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import (RunDir, build_model, is_transfer, load_data, load_run, model_input_size,
+from .common import (RunDir, build_model, is_detection, is_transfer, load_data, load_run, model_input_size,
                      read_image_for_model, read_rgb)
 from .errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, CLIError, Interrupted
 
@@ -45,8 +55,14 @@ TRAIN_DEFAULTS = {"model": "lenet5", "data": "fashion-mnist", "data_root": None,
 TRANSFER_DEFAULTS = {"pretrained": None, "freeze": "none", "fine_tune": 0, "cache_features": None,
                      "input_size": None}
 DEFAULT_TRANSFER_INPUT = 128
+# --task detect: what changes from the defaults above
+DETECT_DEFAULTS = {"model": "yolo_tiny", "data": "digit-scenes", "input_size": 96, "test_limit": 0,
+                   "anchors": "kmeans"}
+DETECTION_DATA = ("digit-scenes", "fashion-scenes")
+NUM_ANCHORS = 5
 # options that --resume accepts: the rest is fixed by the run's config.json
 RESUME_OPTIONS = ("resume", "epochs", "no_progress")
+DETECT_OPTIONS = ("task", "test_limit", "anchors")     # given on resume: refused like the others
 
 
 def _flag(name: str) -> str:
@@ -59,10 +75,14 @@ def add_train_parser(subparsers):
         "train", help="train a model on a data set",
         description="Train a model; the run directory gets checkpoints, metrics and plots. "
                     "--resume continues a run with its own settings (only --epochs may extend it).")
-    p.add_argument("--model", default=None, help="architecture (see strided.models.list_models()); default lenet5")
+    p.add_argument("--task", choices=("classify", "detect"), default=None,
+                   help="classify (default): one class per image; detect: a YOLO detector on a scenes data set "
+                        "(boxes; see the detection options below)")
+    p.add_argument("--model", default=None, help="architecture (see strided.models.list_models()); default lenet5 "
+                                                 "(yolo_tiny with --task detect)")
     p.add_argument("--data", default=None,
                    help="data set: fashion-mnist (default), mnist-5k, digits, lfw-faces, folder:PATH, "
-                        "h5:TRAIN.h5[,TEST.h5]. folder: photos may differ in size: each is scaled so its shorter "
+                        "h5:TRAIN.h5[,TEST.h5]; with --task detect: digit-scenes (default) or fashion-scenes. folder: photos may differ in size: each is scaled so its shorter "
                         "side fits and its centre is cut out, to --input-size or the model's input size")
     p.add_argument("--data-root", default=None, help="folder with the data set's files, if not the default place")
     p.add_argument("--epochs", type=int, default=None, help="number of epochs (default 10)")
@@ -79,7 +99,8 @@ def add_train_parser(subparsers):
     p.add_argument("--patience", type=int, default=None, help="early stopping after this many epochs without "
                                                               "improvement of the validation loss (default 0: off)")
     p.add_argument("--limit", type=int, default=None,
-                   help="use only the first N training images (quick runs; default 0: all)")
+                   help="use only the first N training images (quick runs; default 0: all); with --task detect: "
+                        "generate N training scenes (default 0: the set's 8000)")
     p.add_argument("--seed", type=int, default=None, help="default 0")
     p.add_argument("--out", default=None, help="run directory (default runs/MODEL-DATA-TIME); an existing run is "
                                                "refused unless --overwrite")
@@ -108,11 +129,21 @@ def add_train_parser(subparsers):
                         "224). Without --pretrained (folder: data only): every photo is scaled so its shorter side "
                         "is N and its centre NxN cut out (default: the model's input size, when the photos differ "
                         "in size)")
+    d = p.add_argument_group("detection (--task detect)",
+                             "a YOLO detector on generated scenes; --input-size N is the scenes' side (default 96, a "
+                             "multiple of 16), --augment flips, scales, shifts and recolours images with their boxes")
+    d.add_argument("--test-limit", type=int, default=None, metavar="N",
+                   help="generate N test scenes (default 0: the set's 1000)")
+    d.add_argument("--anchors", choices=("kmeans", "default"), default=None,
+                   help=f"kmeans (default): {NUM_ANCHORS} anchors by k-means with the 1 - IoU distance on the "
+                        "training boxes; default: the model's own (yolo_tiny's, from k-means on digit and fashion "
+                        "scenes of 96x96); recorded in config.json")
     p.set_defaults(func=cmd_train)
 
 
 def add_evaluate_parser(subparsers):
-    p = subparsers.add_parser("evaluate", help="test accuracy of a trained run")
+    p = subparsers.add_parser("evaluate", help="test accuracy of a trained run (detection: mAP50, mAP50-95, "
+                                               "per-class AP)")
     p.add_argument("run_dir", help="run directory written by `strided train`")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     p.set_defaults(func=cmd_evaluate)
@@ -163,12 +194,43 @@ def new_run(args) -> tuple[RunDir, dict]:
     """The run directory (checked: not a file, not an existing run unless ``--overwrite``) and
     the config of a new run from the options, with defaults filled in and values checked."""
     config = {k: (d if getattr(args, k) is None else getattr(args, k)) for k, d in TRAIN_DEFAULTS.items()}
+    detect = getattr(args, "task", None) == "detect"
+    if detect:
+        for key in ("model", "data"):
+            if getattr(args, key) is None:
+                config[key] = DETECT_DEFAULTS[key]
+    else:
+        for key in ("test_limit", "anchors"):
+            if getattr(args, key, None) is not None:
+                raise CLIError(f"{_flag(key)} goes with --task detect")
     _validate(config)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run = RunDir(args.out or f"runs/{config['model']}-{config['data'].replace(':', '_').replace('/', '_')}-{stamp}")
     run.check_new(overwrite=bool(args.overwrite))
-    config.update(transfer_config(args, config, run.path))
+    config.update(detection_config(args, config) if detect else transfer_config(args, config, run.path))
     return run, config
+
+
+def detection_config(args, config) -> dict:
+    """The detection part of config.json (validated): task, image_size (the scenes' side and the
+    network's input), test_limit, anchors_from; the transfer options are refused."""
+    given = [k for k in ("pretrained", "freeze", "fine_tune", "cache_features") if getattr(args, k, None) is not None]
+    if given:
+        raise CLIError(f"{', '.join(_flag(k) for k in given)}: transfer learning is for --task classify; "
+                       f"--task detect trains {config['model']} from scratch")
+    if config["data"] not in DETECTION_DATA:
+        raise CLIError(f"--task detect trains on a scenes data set with boxes ({', '.join(DETECTION_DATA)}), "
+                       f"received --data {config['data']}")
+    size = DETECT_DEFAULTS["input_size"] if args.input_size is None else args.input_size
+    if size < 32 or size % 16:
+        raise CLIError(f"--input-size (the scenes' side) must be a multiple of 16 and >= 32 for {config['model']}, "
+                       f"received {size}")
+    test_limit = DETECT_DEFAULTS["test_limit"] if args.test_limit is None else args.test_limit
+    if test_limit < 0:
+        raise CLIError(f"--test-limit must be >= 0 (0: the set's 1000), received {test_limit}")
+    return {"task": "detect", "pretrained": False, "freeze": "none", "fine_tune": 0, "cache_features": False,
+            "input_size": None, "image_size": int(size), "test_limit": int(test_limit),
+            "anchors_from": args.anchors or DETECT_DEFAULTS["anchors"]}
 
 
 def transfer_config(args, config, run_dir: Path) -> dict:
@@ -242,7 +304,7 @@ def resume_run(args) -> Resumed:
 
     run = RunDir(args.resume)
     config = run.read_config()
-    given = [name for name in (*TRAIN_DEFAULTS, *TRANSFER_DEFAULTS, "out", "overwrite")
+    given = [name for name in (*TRAIN_DEFAULTS, *TRANSFER_DEFAULTS, *DETECT_OPTIONS, "out", "overwrite")
              if name not in RESUME_OPTIONS and getattr(args, name, None) is not None]
     if given:
         kept = ", ".join(f"{_flag(k)} {config.get(k)}" for k in ("model", "data", "lr", "batch_size", "optimizer")
@@ -268,7 +330,7 @@ def resume_run(args) -> Resumed:
             raise CLIError(f"--epochs must be >= 1, received {args.epochs}")
         config["epochs"] = args.epochs
     metrics = run.read_metrics()
-    finished = "test_accuracy" in metrics and (args.epochs is None or args.epochs <= epoch)
+    finished = ("test_accuracy" in metrics or "test_mAP50" in metrics) and (args.epochs is None or args.epochs <= epoch)
     return Resumed(run, config, last, epoch, finished)
 
 
@@ -367,6 +429,8 @@ class Session:
     monitor: str
     head_epochs: int
     progress: bool
+    loss_fn: object = None       # None: the Trainer's default (cross-entropy)
+    metrics: object = None       # None: the Trainer's default (accuracy)
 
 
 def make_session(run, config, data, model, progress: bool) -> Session:
@@ -399,9 +463,10 @@ def make_trainer(s: Session, fine_tuning: bool = False):
         unfreeze_top(s.model, s.config["fine_tune"])
         config = {**config, "lr": s.config["lr"] / 10, "epochs": s.config["epochs"] - s.head_epochs}
     optimizer, schedule, per = build_optimizer(config, s.model, len(s.loader))
+    task = {} if s.loss_fn is None else {"loss_fn": s.loss_fn, "metrics": s.metrics}
     return Trainer(s.model, optimizer, run_dir=s.run.path, schedule=schedule, schedule_per=per,
                    callbacks=list(s.callbacks), config=s.config, progress=s.progress, verbose=True,
-                   monitor=s.monitor)
+                   monitor=s.monitor, **task)
 
 
 def describe(s: Session) -> str:
@@ -413,6 +478,9 @@ def describe(s: Session) -> str:
                 + (f", fine-tune top {c['fine_tune']} blocks after epoch {s.head_epochs}" if c.get("fine_tune")
                    else ""))
     val = len(s.data.val) if s.data.val is not None else 0
+    if is_detection(c):
+        size = c["image_size"]
+        desc = f", input {size}x{size}x3, {len(c['anchors'])} anchors ({c['anchors_from']})"
     return (f"training {c['model']} ({s.model.num_parameters():,} trainable parameters{desc}) on {c['data']}: "
             f"{len(s.data.fit):,} images, {val:,} for validation, {len(s.data.test):,} for testing -> {s.run}")
 
@@ -486,6 +554,181 @@ def final_report(s: Session, history) -> tuple[dict, list]:
     return result, pictures
 
 
+# --------------------------------------------------------------------------- detection
+def scene_subset(scenes, indices):
+    """The scenes ``indices`` of a :class:`~strided.data.scenes.SceneSet` as a new SceneSet."""
+    import dataclasses
+
+    indices = [int(i) for i in indices]
+    return dataclasses.replace(scenes, images=scenes.images[indices], boxes=[scenes.boxes[i] for i in indices],
+                               labels=[scenes.labels[i] for i in indices],
+                               landmarks=[scenes.landmarks[i] for i in indices], backgrounds=None, masks=None)
+
+
+def load_detection_data(config) -> TrainingData:
+    """The generated scenes (``limit`` training and ``test_limit`` test scenes of ``image_size``
+    pixels), with ``val_split`` of the training scenes held out (a seeded random choice)."""
+    train, test = load_data(config)
+    if not isinstance(getattr(train, "boxes", None), list):
+        raise CLIError(f"{config['data']} is not a scenes data set with boxes; --task detect takes "
+                       f"{', '.join(DETECTION_DATA)}")
+    n_val = int(round(config["val_split"] * len(train)))
+    if n_val:
+        order = np.random.default_rng(config["seed"]).permutation(len(train))
+        fit, val = scene_subset(train, np.sort(order[n_val:])), scene_subset(train, np.sort(order[:n_val]))
+    else:
+        fit, val = train, None
+    if len(fit) == 0:
+        raise CLIError(f"no training scenes left (--limit {config['limit']}, --val-split {config['val_split']})")
+    return TrainingData(train, test, fit, val, list(train.classes))
+
+
+def choose_anchors(config, scenes, stride: int) -> tuple:
+    """``(anchors, note)``: k-means (1 - IoU, k=5, seeded) on the training boxes in grid cells of
+    ``stride`` pixels, or the model's defaults (``--anchors default``, or too few distinct boxes);
+    the note says which, with the mean best IoU of the training boxes with the anchors."""
+    from ..detect.anchors import AnchorError, kmeans_anchors, shape_iou
+    from ..models.yolo import DEFAULT_ANCHORS
+
+    boxes = np.concatenate([np.asarray(b, np.float64).reshape(-1, 4) for b in scenes.boxes])
+    wh = (boxes[:, 2:] - boxes[:, :2]) / stride
+    if config["anchors_from"] == "kmeans":
+        try:
+            anchors, mean_iou = kmeans_anchors(wh, NUM_ANCHORS, seed=config["seed"])
+            return ([[round(float(w), 4), round(float(h), 4)] for w, h in anchors],
+                    f"k-means on {len(wh)} training boxes, mean IoU {mean_iou:.3f}")
+        except AnchorError as exc:
+            print(f"k-means anchors: {exc}; using the model's default anchors")
+    anchors = np.asarray(DEFAULT_ANCHORS, np.float64)
+    mean_iou = float(shape_iou(wh, anchors).max(axis=1).mean()) if len(wh) else float("nan")
+    return anchors.tolist(), f"the model's defaults, mean IoU {mean_iou:.3f} with the {len(wh)} training boxes"
+
+
+def make_detection_session(run, config, data, model, progress: bool) -> Session:
+    """Loaders with :func:`~strided.detect.training.collate_detection` (and box-aware augmentation with
+    --augment), the YOLOv2 loss, the validation mAP50 as the metric that picks the best checkpoint."""
+    from ..data import DataLoader
+    from ..data.box_augment import BoxAugment
+    from ..detect.report import ValidationMAP
+    from ..detect.training import YoloLoss, collate_detection
+    from ..train import EarlyStopping, Monitor
+
+    transform = None
+    if config["augment"]:
+        augment = BoxAugment()
+
+        def transform(batch, rng):
+            return augment.batch(batch[0], batch[1], rng)
+    loader = DataLoader(data.fit, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
+                        transform=transform, collate_fn=collate_detection)
+    val_loader = (DataLoader(data.val, batch_size=64, collate_fn=collate_detection)
+                  if data.val is not None and len(data.val) else None)
+    anchors, num_classes = np.asarray(config["anchors"]), len(data.classes)
+    metrics = {"mAP50": ValidationMAP(anchors, num_classes)} if val_loader is not None else {}
+    monitor = Monitor("val_mAP50", "max") if val_loader is not None else Monitor("loss", "min")
+    callbacks = [EarlyStopping("val_loss", config["patience"])] if config["patience"] and val_loader else []
+    return Session(run, config, data, model, loader, val_loader, callbacks, monitor, config["epochs"], progress,
+                   loss_fn=YoloLoss(anchors, num_classes), metrics=metrics)
+
+
+def detection_report(run, model, test, config, history=None, checkpoint: str = "best") -> tuple[dict, list]:
+    """COCO mAP of ``model`` on the test scenes; metrics.json and the pictures (pr_curve.png,
+    confusion.png with background, predictions.png; curves.png when ``history`` is given)."""
+    from ..checkpoint import json_safe
+    from ..detect.plots import plot_detection_confusion, plot_pr_curves
+    from ..detect.report import EVAL_CONF, evaluate_detector, plot_detection_curves, plot_detections_grid
+
+    classes = list(config["classes"])
+    result = evaluate_detector(model, test)
+    per_class = {name: {"ap50": ap["ap50"], "ap50_95": ap["ap50_95"], "boxes": ap["num_gt"]}
+                 for name, ap in zip(classes, result["per_class"].values())}
+    numbers = {"mAP50": result["map50"], "mAP50-95": result["map50_95"], "mAP75": result["map75"],
+               "images": len(test), "boxes": len(result["ground_truth"]), "per_class": per_class,
+               "confusion": result["confusion"].tolist(), "checkpoint": checkpoint,
+               "definition": f"COCO (pycocotools): 101-point AP, IoU 0.50 and 0.50:0.05:0.95, score > {EVAL_CONF}, "
+                             f"NMS IoU 0.45, at most 100 boxes per image; confusion: score >= 0.25, IoU >= 0.5"}
+    metrics = run.read_metrics()
+    if history is not None:
+        metrics.update(history=history, classes=classes, test_mAP50=result["map50"],
+                       test_mAP50_95=result["map50_95"], test_count=len(test), checkpoint=checkpoint)
+    metrics.setdefault("evaluate", {})[checkpoint] = numbers
+    run.write_metrics(json_safe(metrics))
+    pictures = []
+    if history is not None:
+        pictures.append(plot_detection_curves(history, run.path / "curves.png"))
+    pictures += [plot_pr_curves(result, run.path / "pr_curve.png", class_names=classes),
+                 plot_detection_confusion(result["confusion"], run.path / "confusion.png", classes)]
+    n = min(12, len(test))
+    pictures.append(plot_detections_grid(test.images[:n], result["detections"][:n], classes,
+                                         run.path / "predictions.png",
+                                         ground_truth=list(zip(test.boxes[:n], test.labels[:n]))))
+    return result, pictures
+
+
+def print_detection_result(result, classes, where: str) -> None:
+    print(f"{where}: mAP50 {result['map50']:.4f}, mAP50-95 {result['map50_95']:.4f} (COCO)")
+    for name, ap in zip(classes, result["per_class"].values()):
+        if ap["num_gt"]:
+            print(f"  {name:>14}: AP50 {ap['ap50']:.4f}  AP50-95 {ap['ap50_95']:.4f}  ({ap['num_gt']} boxes)")
+        else:
+            print(f"  {name:>14}: no boxes in the test scenes")
+
+
+def train_detection(args, run, config, resumed) -> int:
+    """``strided train --task detect``: see the module docstring."""
+    from .. import manual_seed
+    from ..checkpoint import load_weights
+    from ..models.yolo import YoloTiny
+
+    manual_seed(config["seed"])
+    data = load_detection_data(config)
+    if resumed is None:
+        config["anchors"], config["anchors_note"] = choose_anchors(config, data.fit, YoloTiny.stride)
+    size = int(config["image_size"])
+    model = build_model(config, (size, size, 3), len(data.classes))
+    config.update(classes=data.classes, image_shape=[size, size, 3])
+    if resumed is None:
+        run.create(overwrite=bool(args.overwrite))
+        run.write_config(config)
+    s = make_detection_session(run, config, data, model, progress=not args.no_progress)
+    trainer = make_trainer(s)
+    if resumed is not None:
+        trainer.resume(resumed.checkpoint)
+        print(f"resuming {run} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}")
+    print(describe(s))
+    print(f"anchors (grid cells of {YoloTiny.stride} px): {config['anchors']} -- {config['anchors_note']}")
+    try:
+        trainer = run_phases(s, trainer)
+        if trainer.stop and trainer.stop_reason.startswith("interrupted"):
+            print(f"{trainer.stop_reason}\ncontinue with: strided train --resume {run}")
+            return EXIT_INTERRUPTED
+        if trainer.stop_reason:
+            print(trainer.stop_reason)
+        if run.checkpoint("best").exists():
+            load_weights(model, run.checkpoint("best"))
+        result, pictures = detection_report(run, model, data.test, config, trainer.history)
+    except OSError as exc:
+        where = exc.filename or run.path
+        raise CLIError(f"cannot write {str(where)!r}: {exc.strerror or exc}. Free some space (or fix the "
+                       f"permission), then continue with `strided train --resume {run}`", EXIT_ERROR) from None
+    print_detection_result(result, config["classes"], f"test ({len(data.test):,} scenes, best checkpoint)")
+    for path in pictures:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def evaluate_detection(args, config) -> int:
+    """``strided evaluate RUN_DIR`` of a detection run."""
+    run, _, model = load_run(args.run_dir, args.checkpoint)
+    _, test = load_data({**config, "limit": 1})         # the test scenes do not depend on the training count
+    result, pictures = detection_report(run, model, test, config, checkpoint=args.checkpoint)
+    print_detection_result(result, config["classes"], f"{config['model']} on {config['data']} "
+                                                      f"({args.checkpoint} checkpoint, {len(test):,} test scenes)")
+    for path in pictures:
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- commands
 def cmd_train(args) -> int:
     """``strided train``: a new run (``--out``), or ``--resume RUN_DIR``."""
@@ -497,12 +740,15 @@ def cmd_train(args) -> int:
         run, config = resumed.run, resumed.config
         if resumed.finished:
             metrics = run.read_metrics()
-            print(f"{run} is finished: {resumed.epoch} of {config['epochs']} epochs trained, test accuracy "
-                  f"{metrics['test_accuracy']:.2%}; nothing to do (its files are unchanged). To train it longer: "
+            score = (f"test mAP50 {metrics['test_mAP50']:.4f}" if is_detection(config)
+                     else f"test accuracy {metrics['test_accuracy']:.2%}")
+            print(f"{run} is finished: {resumed.epoch} of {config['epochs']} epochs trained, {score}; nothing to do (its files are unchanged). To train it longer: "
                   f"strided train --resume {run} --epochs N (N > {resumed.epoch})")
             return EXIT_OK
     else:
         run, config = new_run(args)
+    if is_detection(config):
+        return train_detection(args, run, config, resumed)
     manual_seed(config["seed"])
     data = load_training_data(config)
     model = build_model(config, data.train.image_shape, len(data.classes), load_pretrained=resumed is None)
@@ -547,6 +793,9 @@ def cmd_evaluate(args) -> int:
     from ..data import DataLoader
     from ..train import evaluate
 
+    config = RunDir(args.run_dir).read_config()
+    if is_detection(config):
+        return evaluate_detection(args, config)
     _, config, model = load_run(args.run_dir, args.checkpoint)
     _, test = load_data({**config, "limit": 0})
     result = evaluate(model, DataLoader(test, batch_size=256), num_classes=len(config["classes"]))
@@ -610,6 +859,10 @@ def cmd_predict(args) -> int:
     top = 3 if args.top is None else args.top
     if top < 1:
         raise CLIError(f"--top must be >= 1, received {top}")
+    config = RunDir(run_dir).read_config()
+    if is_detection(config):
+        raise CLIError(f"{run_dir} is a detection run: find its objects with `strided detect IMAGE... --model "
+                       f"{run_dir}`")
     _, config, model = load_run(run_dir, args.checkpoint)
     shape = tuple(config["image_shape"])
     images = np.stack([read_image_for_model(p, shape) for p in image_paths])

