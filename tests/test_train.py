@@ -7,7 +7,7 @@ import pytest
 import strided as sd
 from strided import nn, optim
 from strided.checkpoint import CheckpointError, load_checkpoint, load_weights, save_weights
-from strided.data import DataLoader
+from strided.data import ArrayDataset, DataLoader
 from strided.data.loader import default_collate
 from strided.train import (Accuracy, EarlyStopping, Metric, Monitor, Trainer, TrainingDiverged, confusion_matrix,
                            evaluate, predict, validate)
@@ -382,3 +382,32 @@ def test_a_second_ctrl_c_while_the_loader_shuts_down_is_an_ordinary_keyboard_int
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(Loader(), 1)
     assert "Exception ignored" not in capsys.readouterr().err
+
+
+def test_validation_only_metric_sees_only_validation_batches(tmp_path):
+    """A metric with ``on_training = False`` is updated on validation batches only and logged
+    only as ``val_<name>``."""
+    from strided.train import Metric
+
+    class CountImages(Metric):
+        on_training = False
+        state_keys = ("count",)
+
+        def reset(self):
+            self.count = 0
+
+        def update(self, outputs, targets):
+            self.count += len(np.asarray(targets))
+
+        def compute(self):
+            return float(self.count)
+
+    rng = np.random.default_rng(0)
+    train = ArrayDataset(rng.random((24, 4, 4, 1), dtype=np.float32), rng.integers(0, 2, 24))
+    val = ArrayDataset(rng.random((10, 4, 4, 1), dtype=np.float32), rng.integers(0, 2, 10))
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    counter = CountImages()
+    trainer = Trainer(model, optim.SGD(model.parameters(), 0.1), metrics={"images": counter}, progress=False)
+    history = trainer.fit(DataLoader(train, batch_size=8), 2, DataLoader(val, batch_size=4))
+    assert [h["val_images"] for h in history] == [10.0, 10.0]
+    assert all("images" not in h for h in history)

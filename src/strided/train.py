@@ -123,9 +123,12 @@ class Metric:
     ``outputs`` are the model's outputs as ndarrays (a tuple of outputs stays a tuple), ``targets``
     what ``unpack`` gave.  ``state_dict()`` / ``load_state_dict()`` carry the running sums (the
     attributes named in ``state_keys``, JSON numbers) so a run interrupted mid-epoch resumes them.
+    ``on_training = False`` measures a metric on validation data only (logged as ``val_<name>``):
+    for values such as mAP, which need a whole epoch's predictions of one fixed model.
     """
 
     state_keys: tuple = ()
+    on_training: bool = True
 
     def __init__(self):
         self.reset()
@@ -384,16 +387,20 @@ class Trainer:
             return Monitor(prefix + "accuracy", "max")
         return Monitor(prefix + "loss", "min")
 
+    def training_metrics(self) -> dict:
+        """The metrics measured on training batches (those with ``on_training``)."""
+        return {name: m for name, m in self.metrics.items() if getattr(m, "on_training", True)}
+
     def log_names(self, with_validation: bool) -> list:
-        names = ["loss", *self.metrics]
-        return names + [f"val_{n}" for n in names] if with_validation else names
+        names = ["loss", *self.training_metrics()]
+        return names + [f"val_{n}" for n in ["loss", *self.metrics]] if with_validation else names
 
     # ----- state
     def partial_epoch(self) -> dict | None:
         """The interrupted epoch's sums (loss sum, samples, seconds, each metric's state), or None."""
         if not self.batch_in_epoch:
             return None
-        return {**self._sums, "metrics": {name: m.state_dict() for name, m in self.metrics.items()}}
+        return {**self._sums, "metrics": {name: m.state_dict() for name, m in self.training_metrics().items()}}
 
     def state(self, loader=None) -> tuple[dict, dict]:
         arrays = {f"model/{k}": v for k, v in self.checkpoint_model.state_dict().items()}
@@ -531,17 +538,18 @@ class Trainer:
     def _start_epoch_sums(self) -> None:
         partial = self._resumed_partial
         self._resumed_partial = None
-        for metric in self.metrics.values():
+        for metric in self.training_metrics().values():
             metric.reset()
         self._sums = {"loss_sum": 0.0, "seen": 0, "seconds": 0.0}
         if partial is not None and self.batch_in_epoch:
             self._sums = {k: partial[k] for k in ("loss_sum", "seen", "seconds")}
-            for name, metric in self.metrics.items():
+            for name, metric in self.training_metrics().items():
                 if name in partial.get("metrics", {}):
                     metric.load_state_dict(partial["metrics"][name])
 
     def _train_epoch(self, loader, epochs) -> dict | None:
         model, optimizer = self.model, self.optimizer
+        measured = self.training_metrics()
         model.train()
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(self.epoch)
@@ -579,13 +587,13 @@ class Trainer:
                 sums["loss_sum"] += value * n
                 sums["seen"] += n
                 detached = _detach(outputs)
-                for metric in self.metrics.values():
+                for metric in measured.values():
                     metric.update(detached, targets)
                 sums["seconds"] = seconds_before + time.perf_counter() - start
                 if bar is not None:
                     bar.update(1)
                     shown = {"loss": f"{sums['loss_sum'] / sums['seen']:.4f}"}
-                    shown.update({name[:8]: f"{m.compute():.4f}" for name, m in list(self.metrics.items())[:2]})
+                    shown.update({name[:8]: f"{m.compute():.4f}" for name, m in list(measured.items())[:2]})
                     shown["img_s"] = f"{sums['seen'] / max(sums['seconds'], 1e-9):.0f}"
                     bar.set_postfix(shown)
                 if self._interrupt:
@@ -604,6 +612,6 @@ class Trainer:
                              f"(an empty data set, or batch_size larger than it with drop_last?)")
         seconds = sums["seconds"]
         logs = {"epoch": self.epoch + 1, "loss": sums["loss_sum"] / seen}
-        logs.update({name: float(m.compute()) for name, m in self.metrics.items()})
+        logs.update({name: float(m.compute()) for name, m in measured.items()})
         logs.update(lr=float(optimizer.lr), seconds=seconds, images_per_second=seen / max(seconds, 1e-9))
         return logs

@@ -12,15 +12,13 @@ from strided.detect.training import DetectionMAP
 from tests.detect.test_training import ANCHORS, C, FixedHead, coco_reference, head_with
 
 
-def test_validation_map_counts_only_without_gradients():
+def test_validation_map_is_detection_map_measured_on_validation_only():
     boxes = np.array([[0.1, 0.1, 0.3, 0.3], [0.55, 0.5, 0.95, 0.9]])
     raw = head_with(boxes, [2, 0]).reshape(1, 4, 4, -1)
-    wrong = [(boxes, np.array([1, 1]))]                         # other classes: AP 0 where they count
     metric = ValidationMAP(ANCHORS, C)
-    metric.update(raw, wrong)                                    # gradients on: a training step, ignored
-    assert math.isnan(metric.compute())
-    with sd.no_grad():                                           # validation
-        metric.update(raw, [(boxes, np.array([2, 0]))])
+    assert metric.on_training is False                           # the Trainer feeds it validation batches only
+    assert math.isnan(metric.compute())                          # nothing seen yet
+    metric.update(raw, [(boxes, np.array([2, 0]))])
     reference = DetectionMAP(ANCHORS, C)
     reference.update(raw, [(boxes, np.array([2, 0]))])
     assert metric.compute() == reference.compute()["mAP50"] == pytest.approx(1.0)

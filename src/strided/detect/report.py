@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 
-from ..tensor import is_grad_enabled
 from ..train import Metric
 from .training import DetectionMAP, predict_boxes
 
@@ -28,16 +27,15 @@ EVAL_CONF = 0.001        # score threshold of mAP evaluations (as COCO evaluatio
 
 class ValidationMAP(Metric):
     """:class:`~strided.detect.training.DetectionMAP` (mAP50) as a :class:`~strided.train.Metric`,
-    measured on **validation** batches only.
+    measured on **validation** batches only (``on_training = False``: logged as ``val_mAP50``).
 
-    The Trainer updates its metrics on training batches too; a mAP there would cost a decode and
-    an NMS per batch and a COCO evaluation per progress-bar refresh, and measure a model that
-    changes while it is measured.  So :meth:`update` accumulates only while gradient recording is
-    off -- as in :func:`strided.train.validate`, which runs under ``no_grad`` -- and does nothing
-    during the training steps (gradients on); there :meth:`compute` is NaN (``null`` in
-    metrics.json).  ``key``: which number :meth:`compute` returns (``"mAP50"`` or ``"mAP50-95"``;
-    both are in :attr:`last`).  The state is not checkpointed mid-epoch (validation never is).
+    On training batches a mAP would cost a decode and an NMS per batch and measure a model that
+    changes while it is measured, so the Trainer does not feed it those.  ``key``: which number
+    :meth:`compute` returns (``"mAP50"`` or ``"mAP50-95"``; both are in :attr:`last`); NaN (``null``
+    in metrics.json) when it saw no image.
     """
+
+    on_training = False
 
     def __init__(self, anchors, num_classes: int, key: str = "mAP50", **options):
         if key not in ("mAP50", "mAP50-95"):
@@ -52,8 +50,7 @@ class ValidationMAP(Metric):
         self.last = {}
 
     def update(self, outputs, targets) -> None:
-        if not is_grad_enabled():
-            self.inner.update(outputs, targets)
+        self.inner.update(outputs, targets)
 
     def compute(self) -> float:
         if not self.inner.ground_truth:
