@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 
-import strided as sd
 from strided.data.scenes import SceneSet
 from strided.detect.report import ValidationMAP, evaluate_detector, plot_detection_curves, plot_detections_grid
 from strided.detect.training import DetectionMAP
