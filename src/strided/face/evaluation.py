@@ -29,6 +29,7 @@ import numpy as np
 
 from ..errors import DatasetUnavailable, StridedError
 from ..fileio import atomic_write
+from ..train import Metric
 
 __all__ = ["ROC", "LFWPairs", "LFWFormatError", "roc_curve", "roc_auc", "equal_error_rate",
            "tar_at_far", "accuracy_at_threshold", "best_threshold", "kfold_accuracy",
@@ -290,19 +291,16 @@ def pair_distances(embeddings, labels, max_items: int | None = None, seed: int =
     return euclidean_distances(embeddings, embeddings)[i, j], labels[i] == labels[j]
 
 
-class EmbeddingMetric:
-    """A validation metric on embeddings, in the Trainer's metric protocol (``reset()``,
-    ``update(outputs, targets)`` per batch, ``compute() -> float``, ``state_dict()``).
+class EmbeddingMetric(Metric):
+    """A validation metric on embeddings (a :class:`strided.train.Metric` with ``on_training =
+    False``: the Trainer measures it on validation batches only, logged as ``val_<name>``).
 
     ``update`` keeps the batch's embeddings ``(B, D)`` and integer labels; ``compute`` scores the
     whole epoch at once.  The kept embeddings are not part of ``state_dict`` (an interrupted
     validation pass starts again).
     """
 
-    state_keys: tuple = ()
-
-    def __init__(self):
-        self.reset()
+    on_training = False
 
     def reset(self) -> None:
         self._embeddings, self._labels = [], []
