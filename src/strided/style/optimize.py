@@ -7,7 +7,10 @@ noise (``"random"``), and is changed to lower
     J(G) = content_weight * sum_l w_l J_content(l) + style_weight * sum_l lambda_l J_style(l)
            + tv_weight * total_variation(G)
 
-(:mod:`strided.style.costs`: the course's normalisations, alpha=10, beta=40 by default).  The style
+(:mod:`strided.style.costs`: the course's normalisations).  The defaults are ``content_weight=10``
+(the course's alpha) and ``style_weight=1e4``: the course's beta=40 works with its Adam run stopped
+early, but an optimiser run to convergence then returns little more than the content photo (the
+README shows both).  The style
 targets (normalised Gram matrices, blended over several style images by their weights) and the content
 activations are computed once, without a graph; each step builds the graph of one forward pass, takes
 the gradient to the image and frees it (memory stays the same from step to step).
@@ -156,7 +159,7 @@ def _as_uint8_rgb(image, what) -> np.ndarray:
 
 def stylize(content, styles, style_blend=None, *, backbone=None, size: int | None = 400, steps: int = 300,
             optimizer: str = "lbfgs", lr: float | None = None, content_weight: float = 10.0,
-            style_weight: float = 40.0, tv_weight: float = 0.0, init: str = "noise",
+            style_weight: float = 1e4, tv_weight: float = 0.0, init: str = "noise",
             content_layers=None, style_layers=None, preserve_color: bool = False, style_scale: float = 1.0,
             seed: int | None = 0, progress: bool = False, frame_every: int = 0, callback=None) -> StyleResult:
     """Paint ``content`` in the style of ``styles``; returns a :class:`StyleResult`.
