@@ -134,7 +134,7 @@ def test_keras_h5(tmp_path):
     check_against_torch(model, 16, convs, caffe.astype(np.float32), names=("relu1_1", "relu3_3", "relu5_3"))
 
 
-def write_matconvnet(path, convs, depth, average=(120.0, 110.0, 100.0)):
+def write_matconvnet(path, convs, depth, average=(120.0, 110.0, 100.0), layout="meta"):
     import scipy.io
 
     layers = []
@@ -153,8 +153,13 @@ def write_matconvnet(path, convs, depth, average=(120.0, 110.0, 100.0)):
     for k, layer in enumerate(layers):
         cells[0, k] = layer
     image = np.ones((224, 224, 3)) * np.asarray(average)
-    meta = {"normalization": {"averageImage": image, "imageSize": np.array([[224, 224, 3]])}}
-    scipy.io.savemat(str(path), {"layers": cells, "meta": meta})
+    normalization = {"averageImage": image, "imageSize": np.array([[224, 224, 3]])}
+    if layout == "meta":              # MatConvNet >= 1.0-beta18: meta.normalization
+        scipy.io.savemat(str(path), {"layers": cells, "meta": {"normalization": normalization}})
+    elif layout == "beta":            # the 2014 files (the course's): normalization at the top level
+        scipy.io.savemat(str(path), {"layers": cells, "normalization": normalization})
+    else:
+        scipy.io.savemat(str(path), {"layers": cells})
 
 
 def test_matconvnet_mat(tmp_path):
@@ -165,6 +170,16 @@ def test_matconvnet_mat(tmp_path):
     assert (model.depth, model.source) == (19, "matconvnet")
     x = IMAGE * 255.0 - np.array([120.0, 110.0, 100.0])           # the file's average image, RGB
     check_against_torch(model, 19, convs, x.astype(np.float32), names=("relu1_1", "relu4_2", "relu5_1"))
+
+
+@pytest.mark.parametrize("layout, mean", [("beta", (90.0, 80.0, 70.0)), ("none", (123.68, 116.779, 103.939))])
+def test_matconvnet_average_image(tmp_path, layout, mean):
+    """The average image of the older layout, and the course's MEANS when a file has none."""
+    path = tmp_path / "imagenet-vgg-verydeep-16.mat"
+    write_matconvnet(path, random_convs(16, seed=4), 16, average=(90.0, 80.0, 70.0), layout=layout)
+    model = load_vgg(path)
+    assert model.depth == 16
+    np.testing.assert_allclose(-model.prep.b, mean)           # y = 255 x - mean
 
 
 def test_files_that_do_not_fit(tmp_path):

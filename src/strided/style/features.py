@@ -103,10 +103,6 @@ class Preprocess(nn.Module):
             x = x[..., ::-1]
         return x * self.a.astype(x.dtype) + self.b.astype(x.dtype)
 
-    def inverse(self, y: np.ndarray) -> np.ndarray:
-        x = (y - self.b) / self.a
-        return x[..., ::-1] if self.bgr else x
-
 
 class VGGFeatures(nn.Module):
     """The convolutional part of VGG-``depth`` (the zoo's layers) with its preprocessing and named taps.
@@ -233,6 +229,31 @@ def _from_keras(path: Path):
     return _by_conv_names(path, found, "keras", "block{b}_conv{i}")
 
 
+def _struct_field(value, name):
+    """Field ``name`` of a struct as ``scipy.io.loadmat`` returns it (a 1x1 record array, maybe in a
+    cell), or None."""
+    while isinstance(value, np.ndarray) and value.dtype == object and value.size == 1:
+        value = value.reshape(-1)[0]
+    if isinstance(value, np.ndarray) and value.dtype.names and name in value.dtype.names and value.size:
+        return value.reshape(-1)[0][name]
+    return None
+
+
+def _average_rgb(mat):
+    """The mean RGB of a MatConvNet file's ``meta.normalization.averageImage`` (newer files) or
+    ``normalization.averageImage`` (the 2014 beta files), or None."""
+    for norm in (_struct_field(mat.get("meta"), "normalization"), mat.get("normalization")):
+        average = _struct_field(norm, "averageImage") if norm is not None else None
+        while isinstance(average, np.ndarray) and average.dtype == object and average.size == 1:
+            average = average.reshape(-1)[0]
+        if average is None:
+            continue
+        average = np.asarray(average, dtype=np.float64)
+        if average.size and average.size % 3 == 0:
+            return average.reshape(-1, 3).mean(axis=0)          # (H, W, 3) image or a 3-vector
+    return None
+
+
 def read_matconvnet(path):
     """``({(block, conv, "kernel"|"bias"): array}, average_rgb)`` from a MatConvNet ``.mat`` file."""
     import scipy.io
@@ -265,23 +286,7 @@ def read_matconvnet(path):
         b, i = int(m.group(1)), int(m.group(2))
         found[(b, i, "kernel")] = np.asarray(weights[0], dtype=np.float32)
         found[(b, i, "bias")] = np.asarray(weights[1], dtype=np.float32).reshape(-1)
-    mean = None
-    for holder in (mat.get("meta"), mat):
-        try:
-            node = holder if holder is mat else np.asarray(holder).reshape(-1)[0]
-            norm = node["normalization"]
-            norm = np.asarray(norm).reshape(-1)[0]
-            average = np.asarray(norm["averageImage"], dtype=np.float64)
-            while average.dtype == object:
-                average = np.asarray(average.reshape(-1)[0], dtype=np.float64)
-            mean = average.reshape(-1, 3).mean(axis=0) if average.size % 3 == 0 and average.size else None
-            if average.ndim == 3 and average.shape[-1] == 3:
-                mean = average.reshape(-1, 3).mean(axis=0)
-            if mean is not None:
-                break
-        except (KeyError, ValueError, IndexError, TypeError):
-            continue
-    return found, mean
+    return found, _average_rgb(mat)
 
 
 def _from_matconvnet(path: Path):
