@@ -12,7 +12,10 @@
 """
 from .costs import (STYLE_LAYERS, content_cost, gram_matrix, gram_style_cost, layer_style_cost, normalized_gram,
                     style_cost, total_cost, total_variation)
+from .backbones import get_backbone
 from .features import VGGFeatures, load_vgg, vgg_layer_names
+from .optimize import StyleResult, stylize
 
 __all__ = ["content_cost", "gram_matrix", "normalized_gram", "layer_style_cost", "gram_style_cost", "style_cost",
-           "total_cost", "total_variation", "STYLE_LAYERS", "VGGFeatures", "load_vgg", "vgg_layer_names"]
+           "total_cost", "total_variation", "STYLE_LAYERS", "VGGFeatures", "load_vgg", "vgg_layer_names",
+           "get_backbone", "stylize", "StyleResult"]
