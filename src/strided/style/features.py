@@ -48,7 +48,7 @@ from .. import nn
 from ..errors import ModelFileError
 from ..models.vgg import CONFIGS, make_features
 from ..nn.hooks import capture_outputs
-from ..tensor import Tensor, as_tensor
+from ..tensor import as_tensor
 
 __all__ = ["VGGFeatures", "PREPROCESSING", "vgg_layer_names", "load_vgg", "read_vgg_weights", "resolve_layer",
            "read_matconvnet"]
