@@ -52,6 +52,12 @@ __all__ = [
     "distribute_value",
     "pool_forward",
     "pool_backward",
+    "compute_content_cost",
+    "gram_matrix",
+    "compute_layer_style_cost",
+    "compute_style_cost",
+    "total_cost",
+    "STYLE_LAYERS",
 ]
 
 _POOL_MODES = ("max", "average")
@@ -651,3 +657,67 @@ def yolo_eval(yolo_outputs, image_shape=(720., 1280.), max_boxes=10, score_thres
     boxes = scale_boxes(boxes, image_shape)
     scores, boxes, classes = yolo_non_max_suppression(scores, boxes, classes, max_boxes, iou_threshold)
     return scores, boxes, classes
+
+
+# --------------------------------------------------------------------------- neural style transfer
+# "Art Generation with Neural Style Transfer" (week 4): the costs as the assignment writes them, with
+# plain NumPy loops.  strided.style computes the same numbers on tensors (tested together).
+STYLE_LAYERS = [("block1_conv1", 0.2), ("block2_conv1", 0.2), ("block3_conv1", 0.2), ("block4_conv1", 0.2),
+                ("block5_conv1", 0.2)]
+
+
+def compute_content_cost(a_C, a_G):
+    """J_content = 1 / (4 n_H n_W n_C) * sum (a_C - a_G)^2, ``a_C``, ``a_G`` ``(1, n_H, n_W, n_C)``.
+
+    As in the TF2 assignment, ``a_C`` / ``a_G`` may also be the lists of layer outputs
+    (``content_output``, ``generated_output``) whose last entry is the content layer.
+    """
+    if isinstance(a_C, (list, tuple)):
+        a_C, a_G = a_C[-1], a_G[-1]
+    a_C = _check_rank("a_C", a_C, 4, "(m, n_H, n_W, n_C)", "compute_content_cost").astype(np.float64)
+    a_G = _check_rank("a_G", a_G, 4, "(m, n_H, n_W, n_C)", "compute_content_cost").astype(np.float64)
+    m, n_H, n_W, n_C = a_G.shape
+    total = 0.0
+    for h in range(n_H):
+        for w in range(n_W):
+            diff = a_C[:, h, w, :] - a_G[:, h, w, :]
+            total += float(np.sum(diff * diff))
+    return total / (4 * n_H * n_W * n_C)
+
+
+def gram_matrix(A):
+    """GA = A A^T for ``A`` ``(n_C, n_H * n_W)`` (the course's unrolled activations): ``(n_C, n_C)``."""
+    A = _check_rank("A", A, 2, "(n_C, n_H*n_W)", "gram_matrix").astype(np.float64)
+    n_C = A.shape[0]
+    GA = np.zeros((n_C, n_C))
+    for i in range(n_C):
+        for j in range(n_C):
+            GA[i, j] = float(np.sum(A[i] * A[j]))
+    return GA
+
+
+def compute_layer_style_cost(a_S, a_G):
+    """J_style_layer = 1 / (4 n_C^2 (n_H n_W)^2) * sum (G_S - G_G)^2, ``a_S``, ``a_G`` ``(1, n_H, n_W, n_C)``."""
+    a_S = _check_rank("a_S", a_S, 4, "(1, n_H, n_W, n_C)", "compute_layer_style_cost")
+    a_G = _check_rank("a_G", a_G, 4, "(1, n_H, n_W, n_C)", "compute_layer_style_cost")
+    m, n_H, n_W, n_C = a_G.shape
+    a_S = a_S.reshape(-1, n_C).T          # (n_C, n_H * n_W), as the assignment unrolls it
+    a_G = a_G.reshape(-1, n_C).T
+    GS, GG = gram_matrix(a_S), gram_matrix(a_G)
+    return float(np.sum((GS - GG) ** 2)) / (4 * n_C ** 2 * (n_H * n_W) ** 2)
+
+
+def compute_style_cost(style_image_output, generated_image_output, STYLE_LAYERS=STYLE_LAYERS):
+    """J_style = sum_l lambda_l J_style_layer(l); the outputs are lists of layer activations, one per
+    entry of ``STYLE_LAYERS`` followed by the content layer's (dropped, as in the assignment)."""
+    J_style = 0.0
+    a_S = style_image_output[:-1]
+    a_G = generated_image_output[:-1]
+    for i, weight in zip(range(len(a_S)), STYLE_LAYERS):
+        J_style += weight[1] * compute_layer_style_cost(a_S[i], a_G[i])
+    return J_style
+
+
+def total_cost(J_content, J_style, alpha=10, beta=40):
+    """J = alpha * J_content + beta * J_style."""
+    return alpha * J_content + beta * J_style

@@ -91,6 +91,7 @@ CHILD = textwrap.dedent("""
 
     def slow(args):
         try:
+            print("running", flush=True)
             time.sleep(60)                 # the first Ctrl-C lands here
         finally:
             print("cleaning up", flush=True)
@@ -126,7 +127,8 @@ def test_repeated_ctrl_c_gives_one_line_and_no_noise(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(proc, "ready")
-        time.sleep(0.3)
+        _wait_for(proc, "running")             # the command has started (a fixed sleep raced the parser)
+        time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         _wait_for(proc, "cleaning up")
         proc.send_signal(signal.SIGINT)        # during the cleanup: still one clean exit

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from .errors import EXIT_ERROR, CLIError
 
-__all__ = ["SAMPLE_IMAGE", "default_sample_image", "read_rgb", "read_image_for_model", "write_gray_png",
+__all__ = ["SAMPLE_IMAGE", "default_sample_image", "read_rgb", "read_image_for_model", "write_gray_png", "write_image",
            "RunDir", "load_run", "build_model", "is_transfer", "is_detection", "load_data", "model_input_size"]
 
 SAMPLE_IMAGE = "grace_hopper.jpg"
@@ -75,6 +75,12 @@ def read_image_for_model(path, shape):
 def write_gray_png(array, path) -> Path:
     """Write a 2-D ``uint8`` array as a grayscale image (PNG unless the suffix names another
     format Pillow writes), atomically."""
+    return write_image(array, path)
+
+
+def write_image(array, path) -> Path:
+    """Write a ``uint8`` ``(H, W)`` or ``(H, W, 3)`` array as an image (PNG unless the suffix names
+    another format Pillow writes, e.g. ``.jpg``), atomically."""
     from PIL import Image
 
     from ..fileio import atomic_write
