@@ -183,8 +183,22 @@ def course_targets(labels, boxes, size: int, num_classes: int) -> np.ndarray:
     return y
 
 
+class SquareImageSet:
+    """What :class:`LocalizationSet` and :class:`SceneSet` share: ``images`` ``(N, S, S, 3)``
+    and the ``classes`` names (both fields of the dataclasses)."""
+
+    @property
+    def image_size(self) -> int:
+        """``S``, the side of the square images."""
+        return int(self.images.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
 @dataclass
-class LocalizationSet:
+class LocalizationSet(SquareImageSet):
     """One object (or none) per image, for classification with localisation + landmarks.
 
     ``images`` ``(N, S, S, 3)`` uint8; ``labels`` ``(N,)`` int64 (``-1`` = no object);
@@ -202,14 +216,6 @@ class LocalizationSet:
     name: str = "localization"
     backgrounds: np.ndarray | None = field(default=None, repr=False)
     masks: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     @property
     def has_object(self) -> np.ndarray:
@@ -248,7 +254,7 @@ class LocalizationSet:
 
 
 @dataclass
-class SceneSet:
+class SceneSet(SquareImageSet):
     """Several objects per image, for detection.
 
     ``images`` ``(N, S, S, 3)`` uint8; per image ``boxes[i]`` ``(k_i, 4)`` float32 xyxy
@@ -263,14 +269,6 @@ class SceneSet:
     name: str = "scenes"
     backgrounds: np.ndarray | None = field(default=None, repr=False)
     masks: list | None = field(default=None, repr=False)
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     def __len__(self) -> int:
         return len(self.images)
