@@ -582,10 +582,7 @@ def make_localization(source: str = "digits", n: int = 1000, size: int = 64, see
     if not 0.0 <= empty_fraction <= 1.0:
         raise SceneError(f"empty_fraction must be in [0, 1], received empty_fraction={empty_fraction!r}")
     frames, glyph_pad, glyph_labels, classes = _glyph_tables(glyphs, source, split, root)
-    bank = _PhotoBank(load_photos(photos if photos is not None else
-                                  (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS)))
-    rng = np.random.default_rng([seed, 1])
-    bg = _draw_backgrounds(rng, n, bank, size, max_crop)
+    rng, bank, bg = _random_backgrounds(photos, split, seed, 1, n, size, max_crop)
     has = rng.random(n) >= empty_fraction
     objects = _draw_objects(rng, n, frames, glyph_labels, size, scale, max_rotation, max_shear)
     objects["t"] = _translations(rng, objects["rel"], size)
@@ -599,6 +596,17 @@ def make_localization(source: str = "digits", n: int = 1000, size: int = 64, see
     name = f"{source if glyphs is None else 'custom'}-loc"
     return LocalizationSet(images, labels, boxes, landmarks, classes, name, backgrounds,
                            masks if masks is None else np.where(has[:, None, None], masks, 0))
+
+
+def _random_backgrounds(photos, split: str, seed: int, stream: int, n: int, size: int, max_crop: float):
+    """The start of every synthetic set: its random generator (``default_rng([seed, stream])``,
+    one stream per kind of set), the photo bank (``photos``, default :data:`TRAIN_PHOTOS` for
+    ``split="train"``, else :data:`TEST_PHOTOS`) and the ``n`` background crops drawn from it.
+    Returns ``(rng, bank, backgrounds)``."""
+    bank = _PhotoBank(load_photos(photos if photos is not None else
+                                  (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS)))
+    rng = np.random.default_rng([seed, stream])
+    return rng, bank, _draw_backgrounds(rng, n, bank, size, max_crop)
 
 
 def _box_iou(a, b):
@@ -633,10 +641,7 @@ def make_scenes(source: str = "digits", n: int = 1000, size: int = 96, max_objec
     if not 0.0 <= max_overlap <= 1.0:
         raise SceneError(f"max_overlap must be in [0, 1], received max_overlap={max_overlap!r}")
     frames, glyph_pad, glyph_labels, classes = _glyph_tables(glyphs, source, split, root)
-    bank = _PhotoBank(load_photos(photos if photos is not None else
-                                  (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS)))
-    rng = np.random.default_rng([seed, 2])
-    bg = _draw_backgrounds(rng, n, bank, size, max_crop)
+    rng, bank, bg = _random_backgrounds(photos, split, seed, 2, n, size, max_crop)
     counts = rng.integers(min_objects, max_objects + 1, n)
     K = max_objects
     total = n * K
