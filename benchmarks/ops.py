@@ -58,6 +58,19 @@ def nchw(a):
     return a.transpose(0, 3, 1, 2).copy()
 
 
+def fwd_bwd_step(forward, gy):
+    """A timed step for ``measure_interleaved``: ``y = forward()`` then ``y.backward(gy)``;
+    returns ``{"fwd": seconds, "total": seconds}`` (either library: both have ``.backward``)."""
+    def step():
+        t0 = time.perf_counter()
+        y = forward()
+        t1 = time.perf_counter()
+        y.backward(gy)
+        t2 = time.perf_counter()
+        return {"fwd": t1 - t0, "total": t2 - t0}
+    return step
+
+
 def build(case: Case, sd, np, torch, rng):
     """Inputs for both sides, and the two step functions and a grad-reset hook."""
     F = sd.functional
@@ -123,21 +136,7 @@ def build(case: Case, sd, np, torch, rng):
     gy = rng.standard_normal(y_shape).astype(f32)
     gy_t = torch.from_numpy(nchw(gy))
 
-    def step_sd():
-        t0 = time.perf_counter()
-        y = fwd_sd()
-        t1 = time.perf_counter()
-        y.backward(gy)
-        t2 = time.perf_counter()
-        return {"fwd": t1 - t0, "total": t2 - t0}
-
-    def step_t():
-        t0 = time.perf_counter()
-        y = fwd_t()
-        t1 = time.perf_counter()
-        y.backward(gy_t)
-        t2 = time.perf_counter()
-        return {"fwd": t1 - t0, "total": t2 - t0}
+    step_sd, step_t = fwd_bwd_step(fwd_sd, gy), fwd_bwd_step(fwd_t, gy_t)
 
     def reset(_name=None):
         for leaf in sd_leaves.values():
