@@ -9,6 +9,11 @@
   alternating them (strided, torch, strided, torch, ...), and keeps every sample.
 * :func:`format_table` / :func:`print_table` render a markdown table, and
   :func:`write_results` writes (or appends) it with a header describing the machine.
+* The harness every strided-vs-torch script shares: :func:`make_parser` (the common
+  options), :func:`parse_positive_ints` (``--batch-sizes`` / ``--sizes``), :func:`start`
+  (runtime + environment lines), :func:`quiet_gate`, :func:`settings_line`,
+  :func:`print_error`, :func:`missed_targets` and :func:`finish` (gate summary, table,
+  notes, markdown file).
 
 This module imports only the standard library at import time, so importing it never
 loads NumPy before strided.
@@ -25,6 +30,7 @@ import platform
 import statistics
 import sys
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -114,6 +120,35 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--no-gate", action="store_true",
                         help="do not wait for a quiet machine before each timed round")
     return parser
+
+
+def make_parser(doc: str) -> argparse.ArgumentParser:
+    """A script's parser: the first paragraph of its docstring ``doc`` as description (the
+    rest shown verbatim) and the options of :func:`add_common_args`."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    return add_common_args(parser)
+
+
+def parse_positive_ints(parser: argparse.ArgumentParser, text: str, option: str, multiple_of: int = 1) -> list[int]:
+    """``"64,256"`` -> ``[64, 256]``: comma-separated positive ints, each a multiple of
+    ``multiple_of``; anything else (or nothing) is a ``parser.error`` naming ``option``."""
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+        if not values or any(v <= 0 or v % multiple_of for v in values):
+            raise ValueError
+    except ValueError:
+        what = "positive ints" if multiple_of == 1 else f"positive multiples of {multiple_of}"
+        parser.error(f"{option} must be {what} separated by commas, received {text!r}")
+    return values
+
+
+def start(threads: int):
+    """:func:`load_runtime`, then print :func:`environment_lines`.  Returns (sd, np, torch)."""
+    sd, np, torch = load_runtime(threads)
+    for line in environment_lines():
+        print(line)
+    return sd, np, torch
 
 
 # --------------------------------------------------------------------------- machine description
@@ -329,6 +364,24 @@ def measure_interleaved(steps: dict, repeats: int = 7, warmup: int = 2,
     return samples
 
 
+def quiet_gate(args, np, torch) -> QuietGate | None:
+    """A calibrated :class:`QuietGate`, or ``None`` with ``--no-gate``."""
+    return None if args.no_gate else QuietGate(np, torch)
+
+
+def settings_line(args, gate: QuietGate | None, before_each: bool = False) -> str:
+    """``repeats 7 (interleaved, median), warm-up 2, settle 0.15 s[ before each timed run], quiet gate on``."""
+    return (f"repeats {args.repeats} (interleaved, median), warm-up {args.warmup}, settle {args.settle} s"
+            f"{' before each timed run' if before_each else ''}, quiet gate {'off' if gate is None else 'on'}")
+
+
+def print_error(label: str) -> str:
+    """Print the exception being handled as ``[label] ERROR`` and its traceback on stderr; returns the traceback."""
+    tb = traceback.format_exc()
+    print(f"[{label}] ERROR\n{tb}", file=sys.stderr, flush=True)
+    return tb
+
+
 # --------------------------------------------------------------------------- tables
 def rel_err(np, a, b) -> float:
     """max|strided - torch| / max|torch|, in float64 (``np`` is NumPy, passed in so that this
@@ -392,3 +445,25 @@ def write_results(path: str, title: str, table: str, notes: list[str] | None = N
             f.write("\n")
         f.write("\n".join(lines))
     print(f"\nwrote {path} ({'appended' if mode == 'a' else 'new file'})")
+
+
+def missed_targets(rows: list[list[str]], column: int = 4) -> str:
+    """The note ``Missed targets: a; b.`` (or ``none``): the rows whose ``column`` (the
+    :func:`verdict`) says MISSED or ERROR."""
+    missed = [r[0] for r in rows if "MISSED" in r[column] or "ERROR" in r[column]]
+    return "Missed targets: " + ("; ".join(missed) if missed else "none") + "."
+
+
+def finish(args, title: str, header: list[str], rows: list[list[str]], notes: list[str],
+           gate: QuietGate | None = None, shown_notes: list[str] | None = None) -> str:
+    """The end of a benchmark: the quiet gate's summary, the table, the notes (``shown_notes``
+    if given, else all of them), and with ``--markdown`` the file (table and all ``notes``).
+    Returns the table."""
+    if gate is not None:
+        print(f"\nquiet gate: waited {gate.waited:.1f} s in all; best threaded probe {gate.best * 1e3:.3f} ms")
+    print()
+    table = print_table(header, rows)
+    print("\n" + "\n".join(notes if shown_notes is None else shown_notes))
+    if args.markdown:
+        write_results(args.markdown, title, table, notes, append=args.append)
+    return table

@@ -7,10 +7,9 @@ strided vs PyTorch twins of the same three networks with the same (face-api) wei
 The pipeline is ``strided.face.detect(photo, embeddings=True)`` (:mod:`strided.face.api`):
 Tiny Face Detector at 416 -> crop -> landmark net (112) -> aligned crop -> recognition net
 (150).  The PyTorch side runs the very same pipeline code (pre/post-processing, NumPy) with
-the three networks swapped for torch twins (``torch.nn.functional``, NCHW): the Tiny Face
-Detector twin of ``benchmarks/tiny_face.py`` and the landmark / recognition twins of
-``tests/faceapi_helpers.py`` (the ones the tests compare with strided).  So the ratio measures
-the networks, the glue being shared.  Before timing, both pipelines must give the same face
+the three networks swapped for torch twins (``torch.nn``, NCHW): the Tiny Face Detector,
+landmark and recognition twins of ``tests/faceapi_helpers.py`` (the ones the tests compare with
+strided).  So the ratio measures the networks, the glue being shared.  Before timing, both pipelines must give the same face
 (box 1e-3 px, landmarks 1e-2 px, descriptor L2 1e-4).  Each network's forward pass alone is
 timed too.  Needs face-api's weights (``strided models fetch face-api`` or STRIDED_FACEAPI_DIR).
 
@@ -21,13 +20,11 @@ timed too.  Needs face-api's weights (``strided models fetch face-api`` or STRID
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -53,11 +50,10 @@ class TorchNet:
         return out
 
 
-def build(sd, np, torch, model_dir, tiny):
+def build(model_dir, tiny):
     """(strided FaceModels, the same pipeline with torch twins of the three networks)."""
     sys.path.insert(0, os.path.join(common.REPO_ROOT, "tests"))
     import faceapi_helpers as helpers
-    import tiny_face as tiny_face_bench
     from strided.detect.tiny_face import TinyFaceDetector
     from strided.face.api import FaceModels
     from strided.io.tfjs import read_tfjs
@@ -66,16 +62,11 @@ def build(sd, np, torch, model_dir, tiny):
     landmark_name = "face_landmark_68_tiny_model" if tiny else "face_landmark_68_model"
     weights = {name: read_tfjs(model_dir / f"{name}-weights_manifest.json")
                for name in ("tiny_face_detector_model", landmark_name, "face_recognition_model")}
-    detector_twin = tiny_face_bench.torch_twin(torch, np, weights["tiny_face_detector_model"])
-
-    def detector_forward(x_nhwc):
-        x = torch.from_numpy(np.ascontiguousarray(x_nhwc.transpose(0, 3, 1, 2)))
-        return detector_twin(x).permute(0, 2, 3, 1).numpy()
-
+    detector_twin = helpers.torch_tiny_face_twin(weights["tiny_face_detector_model"])
     landmark_twin = helpers.torch_landmark_twin(weights[landmark_name], tiny)
     recognition_twin = helpers.torch_recognition_twin(weights["face_recognition_model"])
     detector = TinyFaceDetector(ours.detector.net)
-    detector.net = TorchNet(detector_forward)
+    detector.net = TorchNet(detector_twin)
     twin = FaceModels(model_dir, tiny_landmarks=tiny, detector=detector,
                       landmark_net=TorchNet(landmark_twin, tiny=tiny),
                       recognition_net=TorchNet(recognition_twin))
@@ -123,23 +114,19 @@ def time_tfjs(np, args, photo, descriptor, strided_ms):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(parser)
+    parser = common.make_parser(__doc__)
     parser.add_argument("--tiny-landmarks", action="store_true", help="use face_landmark_68_tiny_model")
     parser.add_argument("--tfjs-node-modules", metavar="DIR",
                         help="also time face-api itself (TF.js CPU backend) from this node_modules folder")
     parser.add_argument("--tfjs-repeats", type=int, default=3, help="timed runs of face-api in node (default 3)")
     args = parser.parse_args(argv)
-    sd, np, torch = common.load_runtime(args.threads)
+    sd, np, torch = common.start(args.threads)
     from strided.errors import DatasetUnavailable
     from strided.face.align import crop_face
     from strided.models import face_landmarks, face_recognition
     from strided.models.faceapi import find_faceapi_models
     from strided.detect.tiny_face import preprocess as detector_input
 
-    for line in common.environment_lines():
-        print(line)
     try:
         model_dir = find_faceapi_models()
     except DatasetUnavailable as exc:
@@ -147,12 +134,11 @@ def main(argv=None) -> int:
         return 2
     from skimage import data as skdata
     photo = np.ascontiguousarray(skdata.astronaut()[..., :3])          # 512 x 512, one face
-    ours, twin = build(sd, np, torch, model_dir, args.tiny_landmarks)
-    gate = None if args.no_gate else common.QuietGate(np, torch)
+    ours, twin = build(model_dir, args.tiny_landmarks)
+    gate = common.quiet_gate(args, np, torch)
     variant = "tiny" if args.tiny_landmarks else "full"
     print(f"photo: skimage astronaut 512x512; detector input {ours.detector.input_size}; {variant} landmark net; "
-          f"repeats {args.repeats} (interleaved, median), warm-up {args.warmup}, settle {args.settle} s, "
-          f"quiet gate {'off' if gate is None else 'on'}\n", flush=True)
+          f"{common.settings_line(args, gate)}\n", flush=True)
 
     faces = ours.detect(photo, embeddings=True)
     check = check_same_face(np, faces, twin.detect(photo, embeddings=True))
@@ -186,7 +172,7 @@ def main(argv=None) -> int:
                                                  repeats=args.repeats, warmup=args.warmup, settle=args.settle,
                                                  gate=gate)
         except Exception:
-            print(f"[{label}] ERROR\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            common.print_error(label)
             failures += 1
             rows.append([label, "ERROR", "—", "—", "—", "—"])
             continue
@@ -201,10 +187,6 @@ def main(argv=None) -> int:
                      common.verdict(ratio, target), f"{err:.1e}"])
     if args.tfjs_node_modules:
         rows.append(time_tfjs(np, args, photo, faces[0]["embedding"], pipeline_ms))
-    if gate is not None:
-        print(f"\nquiet gate: waited {gate.waited:.1f} s in all; best threaded probe {gate.best * 1e3:.3f} ms")
-    print()
-    table = common.print_table(header, rows)
     notes = [f"ratio = strided median / torch median (no_grad, eval); lower is better; target <= {TARGET} for the "
              f"whole pipeline. The torch side runs the same NumPy pre/post-processing with torch twins of the three "
              f"networks; 'check' is the descriptor L2 difference (pipeline) or max|diff| / max|torch| (networks).",
@@ -214,10 +196,8 @@ def main(argv=None) -> int:
         notes.append("face-api row: its 'torch ms' column is face-api's own time in node (TF.js CPU backend, "
                      "single-threaded JavaScript), its ratio strided / face-api, its check the descriptor L2 "
                      "difference from strided's.")
-    print("\n" + "\n".join(notes))
-    if args.markdown:
-        common.write_results(args.markdown, "Face pipeline (detect + landmarks + embed), strided vs PyTorch, float32",
-                             table, notes, append=args.append)
+    common.finish(args, "Face pipeline (detect + landmarks + embed), strided vs PyTorch, float32", header, rows,
+                  notes, gate)
     return 1 if failures else 0
 
 

@@ -18,11 +18,9 @@ the first two steps' losses are compared (relative tolerance 1e-4).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (standard library only: NumPy is not loaded yet)
@@ -183,25 +181,15 @@ def run_batch(N: int, args, sd, np, torch, gate):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(parser)
+    parser = common.make_parser(__doc__)
     parser.add_argument("--batch-sizes", default="64,256", help="comma-separated batch sizes (default 64,256)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
-        if not batch_sizes or min(batch_sizes) < 1:
-            raise ValueError
-    except ValueError:
-        parser.error(f"--batch-sizes must be positive ints separated by commas, received {args.batch_sizes!r}")
+    batch_sizes = common.parse_positive_ints(parser, args.batch_sizes, "--batch-sizes")
 
-    sd, np, torch = common.load_runtime(args.threads)
-    for line in common.environment_lines():
-        print(line)
-    gate = None if args.no_gate else common.QuietGate(np, torch)
-    print(f"repeats {args.repeats} (interleaved, median), warm-up {args.warmup}, settle {args.settle} s before "
-          f"each timed run, quiet gate {'off' if gate is None else 'on'}; a step = zero grads + forward + "
+    sd, np, torch = common.start(args.threads)
+    gate = common.quiet_gate(args, np, torch)
+    print(f"{common.settings_line(args, gate, before_each=True)}; a step = zero grads + forward + "
           f"cross-entropy + backward + SGD(lr {LR}, momentum {MOMENTUM})\n", flush=True)
 
     header = ["case", "strided ms", "torch ms", "ratio", "target", "strided img/s", "torch img/s",
@@ -212,9 +200,7 @@ def main(argv=None) -> int:
         try:
             samples, checks = run_batch(N, args, sd, np, torch, gate)
         except Exception:
-            tb = traceback.format_exc()
-            print(f"[batch {N}] ERROR\n{tb}", file=sys.stderr, flush=True)
-            failures.append((N, tb))
+            failures.append((N, common.print_error(f"batch {N}")))
             rows.append([name, "ERROR", "—", "—", common.verdict(None, TARGET)] + ["—"] * 5)
             continue
         s, t = samples["strided"], samples["torch"]
@@ -231,20 +217,12 @@ def main(argv=None) -> int:
         notes.append(f"Batch {N} loss check (rel. tolerance 1e-4): " + "; ".join(
             f"step {k} strided {a:.6f} / torch {b:.6f} (rel diff {rel:.1e})" for k, a, b, rel in checks) + ".")
 
-    if gate is not None:
-        print(f"\nquiet gate: waited {gate.waited:.1f} s in all; best threaded probe {gate.best * 1e3:.3f} ms")
-    print()
-    table = common.print_table(header, rows)
-    missed = [r[0] for r in rows if "MISSED" in r[4] or "ERROR" in r[4]]
     notes.insert(0, f"ratio = strided median / torch median step time; lower is better (target <= {TARGET}). "
                     f"{args.repeats} interleaved repeats after {args.warmup} warm-up rounds, {args.settle} s of "
                     f"untimed steps of the same side before every timed step, quiet gate "
                     f"{'off' if gate is None else 'on'}. img/s = batch / median step time.")
-    notes.append("Missed targets: " + ("; ".join(missed) if missed else "none") + ".")
-    print("\n" + "\n".join(notes))
-    if args.markdown:
-        common.write_results(args.markdown, "LeNet-5 training step, strided vs PyTorch, float32", table, notes,
-                             append=args.append)
+    notes.append(common.missed_targets(rows))
+    common.finish(args, "LeNet-5 training step, strided vs PyTorch, float32", header, rows, notes, gate)
     return 1 if failures else 0
 
 

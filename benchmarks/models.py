@@ -25,11 +25,9 @@ settling, quiet gate, median).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -199,9 +197,7 @@ def copy_weights(smodel, tmodel, np, torch) -> int:
 
 # --------------------------------------------------------------------------- main
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(parser)
+    parser = common.make_parser(__doc__)
     parser.add_argument("--only", metavar="SUBSTRING",
                         help="run only the cases whose name contains this (case-insensitive), "
                              "e.g. 'resnet50', 'N8', 'mobilenet_v2 224x224x3 N1'")
@@ -216,15 +212,12 @@ def main(argv=None) -> int:
         parser.error(f"no case name contains {args.only!r}; cases: "
                      f"{[Case(m, b).name for m in MODELS for b in batches]}")
 
-    sd, np, torch = common.load_runtime(args.threads)
+    sd, np, torch = common.start(args.threads)
     from strided import models as sd_models
     twins = torch_twins(torch)
 
-    for line in common.environment_lines():
-        print(line)
-    gate = None if args.no_gate else common.QuietGate(np, torch)
-    print(f"repeats {args.repeats} (interleaved, median), warm-up {args.warmup}, settle {args.settle} s "
-          f"before each timed run, quiet gate {'off' if gate is None else 'on'}; forward only, eval mode, "
+    gate = common.quiet_gate(args, np, torch)
+    print(f"{common.settings_line(args, gate, before_each=True)}; forward only, eval mode, "
           "strided under no_grad, torch under inference_mode, float32\n", flush=True)
 
     header = ["case", "strided ms", "torch ms", "ratio", "target", "ratio of mins",
@@ -284,8 +277,7 @@ def main(argv=None) -> int:
             samples = common.measure_interleaved({"strided": step_sd, "torch": step_t}, repeats=args.repeats,
                                                  warmup=args.warmup, settle=args.settle, gate=gate)
         except Exception:
-            tb = traceback.format_exc()
-            print(f"[{case.name}] ERROR\n{tb}", file=sys.stderr, flush=True)
+            common.print_error(case.name)
             failures.append(case.name)
             rows.append([case.name, "ERROR", "—", "—", common.verdict(None, TARGET), "—", "—", "—", "—", "—"])
             continue
@@ -300,11 +292,6 @@ def main(argv=None) -> int:
                      f"{case.batch / (s.median_ms() / 1e3):,.1f}", f"{case.batch / (t.median_ms() / 1e3):,.1f}",
                      f"{err:.1e}", f"{s.redone} / {s.noisy}"])
 
-    if gate is not None:
-        print(f"\nquiet gate: waited {gate.waited:.1f} s in all; best threaded probe {gate.best * 1e3:.3f} ms")
-    print()
-    table = common.print_table(header, rows)
-    missed = [r[0] for r in rows if "MISSED" in r[4] or "ERROR" in r[4]]
     notes = [f"ratio = strided median / torch median forward time; lower is better (target <= {TARGET:g}). "
              f"{args.repeats} interleaved repeats after {args.warmup} warm-up rounds, {args.settle} s of untimed "
              f"runs of the same side before every timed run, quiet gate {'off' if gate is None else 'on'}. "
@@ -314,11 +301,9 @@ def main(argv=None) -> int:
              "'rounds redone / kept noisy': timed rounds discarded because the quiet gate saw a busy machine, "
              "and rounds kept although it was busy (then the row is suspect)."]
     notes.append("Agreement: " + "; ".join(checks) + ".")
-    notes.append("Missed targets: " + ("; ".join(missed) if missed else "none") + ".")
-    print("\n" + notes[-1])
-    if args.markdown:
-        common.write_results(args.markdown, "Models: forward latency (eval), strided (NHWC) vs PyTorch twin (NCHW), "
-                             "float32", table, notes, append=args.append)
+    notes.append(common.missed_targets(rows))
+    common.finish(args, "Models: forward latency (eval), strided (NHWC) vs PyTorch twin (NCHW), float32", header,
+                  rows, notes, gate, shown_notes=notes[-1:])
     return 1 if failures else 0
 
 

@@ -13,11 +13,9 @@ alternately (strided, torch, strided, torch, ...) after ``--warmup`` runs of eac
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -58,6 +56,19 @@ CASES = [
 def nchw(a):
     """NHWC ndarray -> NCHW C-contiguous ndarray (same values)."""
     return a.transpose(0, 3, 1, 2).copy()
+
+
+def fwd_bwd_step(forward, gy):
+    """A timed step for ``measure_interleaved``: ``y = forward()`` then ``y.backward(gy)``;
+    returns ``{"fwd": seconds, "total": seconds}`` (either library: both have ``.backward``)."""
+    def step():
+        t0 = time.perf_counter()
+        y = forward()
+        t1 = time.perf_counter()
+        y.backward(gy)
+        t2 = time.perf_counter()
+        return {"fwd": t1 - t0, "total": t2 - t0}
+    return step
 
 
 def build(case: Case, sd, np, torch, rng):
@@ -125,21 +136,7 @@ def build(case: Case, sd, np, torch, rng):
     gy = rng.standard_normal(y_shape).astype(f32)
     gy_t = torch.from_numpy(nchw(gy))
 
-    def step_sd():
-        t0 = time.perf_counter()
-        y = fwd_sd()
-        t1 = time.perf_counter()
-        y.backward(gy)
-        t2 = time.perf_counter()
-        return {"fwd": t1 - t0, "total": t2 - t0}
-
-    def step_t():
-        t0 = time.perf_counter()
-        y = fwd_t()
-        t1 = time.perf_counter()
-        y.backward(gy_t)
-        t2 = time.perf_counter()
-        return {"fwd": t1 - t0, "total": t2 - t0}
+    step_sd, step_t = fwd_bwd_step(fwd_sd, gy), fwd_bwd_step(fwd_t, gy_t)
 
     def reset(_name=None):
         for leaf in sd_leaves.values():
@@ -169,23 +166,18 @@ def build(case: Case, sd, np, torch, rng):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(parser)
+    parser = common.make_parser(__doc__)
     parser.add_argument("--only", metavar="SUBSTRING", help="run only the cases whose name contains this "
                         "(case-insensitive)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    sd, np, torch = common.load_runtime(args.threads)
     cases = [c for c in CASES if not args.only or args.only.lower() in c.name.lower()]
     if not cases:
         parser.error(f"no case name contains {args.only!r}; cases: {[c.name for c in CASES]}")
-    for line in common.environment_lines():
-        print(line)
-    gate = None if args.no_gate else common.QuietGate(np, torch)
-    print(f"repeats {args.repeats} (interleaved, median), warm-up {args.warmup}, settle {args.settle} s "
-          f"before each timed run, quiet gate {'off' if gate is None else 'on'}; fwd+bwd = forward then "
+    sd, np, torch = common.start(args.threads)
+    gate = common.quiet_gate(args, np, torch)
+    print(f"{common.settings_line(args, gate, before_each=True)}; fwd+bwd = forward then "
           "y.backward(gy); fwd = the forward part of that same run\n", flush=True)
 
     header = ["case", "strided ms", "torch ms", "ratio", "target",
@@ -200,9 +192,7 @@ def main(argv=None) -> int:
                                                  repeats=args.repeats, warmup=args.warmup, before=reset,
                                                  settle=args.settle, gate=gate)
         except Exception:
-            tb = traceback.format_exc()
-            print(f"[{case.name}] ERROR\n{tb}", file=sys.stderr, flush=True)
-            failures.append((case.name, tb))
+            failures.append((case.name, common.print_error(case.name)))
             rows.append([case.name, "ERROR", "—", "—", common.verdict(None, case.target), "—", "—", "—", "—", "—"])
             continue
         s, t = samples["strided"], samples["torch"]
@@ -219,21 +209,14 @@ def main(argv=None) -> int:
                      common.fmt_ms(s.median_ms("fwd")), common.fmt_ms(t.median_ms("fwd")),
                      common.fmt_ratio(fwd_ratio), common.fmt_ratio(min_ratio), f"{worst:.1e}" + (" (!)" if worst > 1e-3 else "")])
 
-    if gate is not None:
-        print(f"\nquiet gate: waited {gate.waited:.1f} s in all; best threaded probe {gate.best * 1e3:.3f} ms")
-    print()
-    table = common.print_table(header, rows)
-    missed = [r[0] for r in rows if "MISSED" in r[4] or "ERROR" in r[4]]
     notes = [f"ratio = strided median / torch median (fwd+bwd); lower is better, < 1 means strided is faster. "
              f"{args.repeats} interleaved repeats after {args.warmup} warm-up runs each, {args.settle} s "
              f"of untimed runs of the same side before every timed run, quiet gate {'off' if gate is None else 'on'}. "
              "'ratio of mins' uses the fastest run of each side instead of the median. "
              "'max rel err' = max|strided - torch| / max|torch| over the output and every gradient."]
-    notes.append("Missed targets: " + ("; ".join(missed) if missed else "none") + ".")
-    print("\n" + notes[-1])
-    if args.markdown:
-        common.write_results(args.markdown, "Ops: forward + backward, strided (NHWC) vs PyTorch (NCHW), float32",
-                             table, notes, append=args.append)
+    notes.append(common.missed_targets(rows))
+    common.finish(args, "Ops: forward + backward, strided (NHWC) vs PyTorch (NCHW), float32", header, rows, notes,
+                  gate, shown_notes=notes[-1:])
     return 1 if failures else 0
 
 

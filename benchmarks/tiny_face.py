@@ -11,19 +11,17 @@ The network (:mod:`strided.models.tiny_face_detector`)::
 
 Weights: face-api's ``tiny_face_detector_model`` when installed (``strided models fetch
 face-api`` or ``STRIDED_FACEAPI_DIR``), random ones otherwise (the timing is the same).
-The twin is written below with ``torch.nn`` (NCHW; TF's 'same' pooling as a -inf pad of the
-odd pixel).  Input: the astronaut photo (scikit-image) preprocessed as face-api does, or
+The twin is ``torch_tiny_face_twin_nchw`` of ``tests/faceapi_helpers.py`` (the one the tests
+compare with strided; ``torch.nn``, NCHW, TF's 'same' pooling as a -inf pad of the odd pixel).  Input: the astronaut photo (scikit-image) preprocessed as face-api does, or
 noise.  Both outputs are compared before timing (max|diff| / max|torch| <= 1e-4).  Besides
 the table, the time of a whole ``TinyFaceDetector.detect`` (preprocess + forward + decode +
 NMS) on the astronaut is printed for strided.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (standard library only: NumPy is not loaded yet)
@@ -53,72 +51,32 @@ def load_weights(np):
     return weights, "random"
 
 
-def torch_twin(torch, np, w):
-    """torch.nn twin (NCHW) of face-api's runMobilenet with the weight map ``w``."""
-    tnn, TF = torch.nn, torch.nn.functional
-
-    def conv(kernel_hwio, bias=None, depthwise=False):
-        k = torch.from_numpy(np.ascontiguousarray(kernel_hwio.transpose((2, 3, 0, 1) if depthwise else (3, 2, 0, 1))))
-        groups = k.shape[0] if depthwise else 1
-        layer = tnn.Conv2d(k.shape[1] * groups, k.shape[0], tuple(k.shape[2:]), padding=1 if depthwise else 0,
-                           groups=groups, bias=bias is not None)
-        layer.weight.data = k
-        if bias is not None:
-            layer.bias.data = torch.from_numpy(np.ascontiguousarray(bias))
-        return layer.eval()
-
-    def pool_same(x, stride):
-        n = x.shape[-1]
-        pad = max((-(-n // stride) - 1) * stride + 2 - n, 0)
-        return TF.max_pool2d(TF.pad(x, (0, pad, 0, pad), value=float("-inf")) if pad else x, 2, stride)
-
-    conv0, conv8 = conv(w["conv0/filters"], w["conv0/bias"]), conv(w["conv8/filters"], w["conv8/bias"])
-    dws = [conv(w[f"conv{i}/depthwise_filter"], depthwise=True) for i in range(1, 6)]
-    pws = [conv(w[f"conv{i}/pointwise_filter"], w[f"conv{i}/bias"]) for i in range(1, 6)]
-
-    def forward(x_nchw):
-        with torch.no_grad():
-            x = pool_same(TF.leaky_relu(conv0(x_nchw), 0.1), 2)
-            for i in range(5):
-                x = pool_same(TF.leaky_relu(pws[i](dws[i](x)), 0.1), 2 if i < 4 else 1)
-            return conv8(x)
-    return forward
-
-
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(parser)
+    parser = common.make_parser(__doc__)
     parser.add_argument("--sizes", default="416", help="comma-separated input sizes, multiples of 32 (default 416)")
     parser.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
     args = parser.parse_args(argv)
-    try:
-        sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
-        if not sizes or any(s <= 0 or s % 32 for s in sizes):
-            raise ValueError
-    except ValueError:
-        parser.error(f"--sizes must be positive multiples of 32 separated by commas, received {args.sizes!r}")
+    sizes = common.parse_positive_ints(parser, args.sizes, "--sizes", multiple_of=32)
 
-    sd, np, torch = common.load_runtime(args.threads)
+    sd, np, torch = common.start(args.threads)
     from strided.detect.tiny_face import TinyFaceDetector, preprocess
     from strided.models.tiny_face_detector import TinyFaceDetectorNet, tfjs_to_state_dict
+    sys.path.insert(0, os.path.join(common.REPO_ROOT, "tests"))
+    from faceapi_helpers import torch_tiny_face_twin_nchw
 
-    for line in common.environment_lines():
-        print(line)
     weights, origin = load_weights(np)
     net = TinyFaceDetectorNet()
     net.load_state_dict(tfjs_to_state_dict(weights))
     net.eval()
-    twin = torch_twin(torch, np, weights)
+    twin = torch_tiny_face_twin_nchw(weights)
     try:
         from skimage import data as skdata
         photo = skdata.astronaut()
     except ImportError:
         photo = None
-    gate = None if args.no_gate else common.QuietGate(np, torch)
+    gate = common.quiet_gate(args, np, torch)
     print(f"weights: {origin}; input: {'astronaut photo' if photo is not None else 'noise'}; batch {args.batch}; "
-          f"repeats {args.repeats} (interleaved, median), warm-up {args.warmup}, settle {args.settle} s, "
-          f"quiet gate {'off' if gate is None else 'on'}\n", flush=True)
+          f"{common.settings_line(args, gate)}\n", flush=True)
 
     header = ["case", "strided ms", "torch ms", "ratio", "target", "max rel diff"]
     rows, failures = [], []
@@ -143,8 +101,7 @@ def main(argv=None) -> int:
                 {"strided": common.timed(run_strided), "torch": common.timed(lambda: twin(x_t))},
                 repeats=args.repeats, warmup=args.warmup, settle=args.settle, gate=gate)
         except Exception:
-            tb = traceback.format_exc()
-            print(f"[{size}] ERROR\n{tb}", file=sys.stderr, flush=True)
+            common.print_error(str(size))
             failures.append(size)
             rows.append([name, "ERROR", "—", "—", common.verdict(None, TARGET), "—"])
             continue
@@ -171,14 +128,7 @@ def main(argv=None) -> int:
                 f"score {faces[0]['score']:.4f}" if faces else "no face")
         print(line)
         notes.append(line + ".")
-    if gate is not None:
-        print(f"\nquiet gate: waited {gate.waited:.1f} s in all; best threaded probe {gate.best * 1e3:.3f} ms")
-    print()
-    table = common.print_table(header, rows)
-    print("\n" + "\n".join(notes))
-    if args.markdown:
-        common.write_results(args.markdown, "Tiny Face Detector forward, strided vs PyTorch, float32", table, notes,
-                             append=args.append)
+    common.finish(args, "Tiny Face Detector forward, strided vs PyTorch, float32", header, rows, notes, gate)
     return 1 if failures else 0
 
 

@@ -19,12 +19,10 @@ alone moves the first layers' gradients by about 1e-2).
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import sys
 import time
-import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (standard library only: NumPy is not loaded yet)
@@ -189,26 +187,16 @@ def run_batch(N, size, args, sd, np, torch, gate):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    common.add_common_args(parser)
+    parser = common.make_parser(__doc__)
     parser.add_argument("--batch-sizes", default="16", help="comma-separated batch sizes (default 16)")
     parser.add_argument("--size", type=int, default=96, help="input size, a multiple of 16 (default 96)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        batch_sizes = [int(b) for b in args.batch_sizes.split(",") if b.strip()]
-        if not batch_sizes or min(batch_sizes) < 1:
-            raise ValueError
-    except ValueError:
-        parser.error(f"--batch-sizes must be positive ints separated by commas, received {args.batch_sizes!r}")
+    batch_sizes = common.parse_positive_ints(parser, args.batch_sizes, "--batch-sizes")
 
-    sd, np, torch = common.load_runtime(args.threads)
-    for line in common.environment_lines():
-        print(line)
-    gate = None if args.no_gate else common.QuietGate(np, torch)
-    print(f"repeats {args.repeats} (interleaved, median), warm-up {args.warmup}, settle {args.settle} s, quiet "
-          f"gate {'off' if gate is None else 'on'}; a step = zero grads + forward + target assignment + YOLOv2 "
+    sd, np, torch = common.start(args.threads)
+    gate = common.quiet_gate(args, np, torch)
+    print(f"{common.settings_line(args, gate)}; a step = zero grads + forward + target assignment + YOLOv2 "
           f"loss + backward\n", flush=True)
     header = ["case", "strided ms", "torch ms", "ratio", "target", "fwd+loss strided ms", "fwd+loss torch ms",
               "bwd strided ms", "bwd torch ms", "ratio of mins"]
@@ -218,8 +206,7 @@ def main(argv=None) -> int:
         try:
             samples, check = run_batch(N, args.size, args, sd, np, torch, gate)
         except Exception:
-            tb = traceback.format_exc()
-            print(f"[batch {N}] ERROR\n{tb}", file=sys.stderr, flush=True)
+            common.print_error(f"batch {N}")
             failures.append(N)
             rows.append([name, "ERROR", "—", "—", common.verdict(None, TARGET)] + ["—"] * 5)
             continue
@@ -232,14 +219,9 @@ def main(argv=None) -> int:
                      common.fmt_ms(s.median_ms("bwd")), common.fmt_ms(t.median_ms("bwd")),
                      common.fmt_ratio(s.min_ms() / t.min_ms())])
         notes.append(f"Batch {N} check: {check}.")
-    print()
-    table = common.print_table(header, rows)
     notes.insert(0, f"ratio = strided median / torch median step time (target <= {TARGET}); {args.repeats} "
                     f"interleaved repeats after {args.warmup} warm-up rounds.")
-    print("\n" + "\n".join(notes))
-    if args.markdown:
-        common.write_results(args.markdown, "yolo_tiny training step, strided vs PyTorch, float32", table, notes,
-                             append=args.append)
+    common.finish(args, "yolo_tiny training step, strided vs PyTorch, float32", header, rows, notes, gate)
     return 1 if failures else 0
 
 

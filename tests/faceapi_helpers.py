@@ -1,9 +1,10 @@
-"""Shared by the face tests (and benchmarks/face_pipeline.py): face-api's photos, random weights
-written as TF.js manifests, and PyTorch twins of face-api's landmark and recognition nets.
+"""Shared by the face tests (and benchmarks/face_pipeline.py, benchmarks/tiny_face.py): face-api's
+photos, random weights written as TF.js manifests, and PyTorch twins of face-api's Tiny Face
+Detector, landmark and recognition nets.
 
-The twins are written from face-api's TypeScript (``denseBlock.ts``, ``FaceFeatureExtractor.ts``,
-``FaceRecognitionNet.ts``, ``residualLayer.ts``, ``convLayer.ts``) with ``torch.nn.functional``
-in NCHW, straight from face-api's weight map (names and HWIO layouts as in the ``.bin``), so
+The twins are written from face-api's TypeScript (``runMobilenet``, ``denseBlock.ts``,
+``FaceFeatureExtractor.ts``, ``FaceRecognitionNet.ts``, ``residualLayer.ts``, ``convLayer.ts``) with
+``torch.nn`` in NCHW, straight from face-api's weight map (names and HWIO layouts as in the ``.bin``), so
 they share nothing with strided's modules but the numbers.
 """
 from __future__ import annotations
@@ -147,6 +148,54 @@ def _same_pad(TF, x, kernel: int, stride: int):
         total = max((-(-n // stride) - 1) * stride + kernel - n, 0)
         pads += [total // 2, total - total // 2]
     return TF.pad(x, pads)
+
+
+def torch_tiny_face_twin_nchw(w: dict):
+    """face-api's Tiny Face Detector (``runMobilenet``) with ``torch.nn``: NCHW torch tensor
+    ``(N, 3, S, S)`` -> ``(N, 25, S/32, S/32)`` tensor (under ``no_grad``), from the weight map ``w``."""
+    import torch
+    tnn, TF = torch.nn, torch.nn.functional
+
+    def conv(kernel_hwio, bias=None, depthwise=False):
+        # HWIO -> OIHW; a depthwise (3, 3, C, 1) -> (C, 1, 3, 3)
+        k = _t(torch, kernel_hwio.transpose((2, 3, 0, 1) if depthwise else (3, 2, 0, 1)))
+        groups = k.shape[0] if depthwise else 1
+        layer = tnn.Conv2d(k.shape[1] * groups, k.shape[0], tuple(k.shape[2:]), padding=1 if depthwise else 0,
+                           groups=groups, bias=bias is not None)
+        layer.weight.data = k
+        if bias is not None:
+            layer.bias.data = _t(torch, bias)
+        return layer.eval()
+
+    def pool_same(x, stride):
+        """tf.maxPool(x, [2, 2], stride, 'same'): the odd pixel padded at the bottom/right with -inf."""
+        n = x.shape[-1]
+        pad = max((-(-n // stride) - 1) * stride + 2 - n, 0)
+        return TF.max_pool2d(TF.pad(x, (0, pad, 0, pad), value=float("-inf")) if pad else x, 2, stride)
+
+    conv0, conv8 = conv(w["conv0/filters"], w["conv0/bias"]), conv(w["conv8/filters"], w["conv8/bias"])
+    dws = [conv(w[f"conv{i}/depthwise_filter"], depthwise=True) for i in range(1, 6)]
+    pws = [conv(w[f"conv{i}/pointwise_filter"], w[f"conv{i}/bias"]) for i in range(1, 6)]
+
+    def forward(x_nchw):
+        with torch.no_grad():
+            x = pool_same(TF.leaky_relu(conv0(x_nchw), 0.1), 2)
+            for i in range(5):
+                x = pool_same(TF.leaky_relu(pws[i](dws[i](x)), 0.1), 2 if i < 4 else 1)
+            return conv8(x)
+    return forward
+
+
+def torch_tiny_face_twin(w: dict):
+    """:func:`torch_tiny_face_twin_nchw` on NHWC numpy ``(N, S, S, 3)`` -> ``(N, S/32, S/32, 25)``
+    numpy (the input is made a C-contiguous NCHW array first, as a torch user would)."""
+    import torch
+    forward_nchw = torch_tiny_face_twin_nchw(w)
+
+    def forward(x_nhwc):
+        x = _t(torch, np.asarray(x_nhwc).transpose(0, 3, 1, 2))
+        return forward_nchw(x).permute(0, 2, 3, 1).numpy()
+    return forward
 
 
 def torch_landmark_twin(w: dict, tiny: bool = False):

@@ -225,7 +225,7 @@ def test_lfw_faces_missing_says_pip_install_scikit_image(tmp_path):
 
 # --------------------------------------------------------------------------- registry
 def test_missing_package_is_reported_not_crashed(monkeypatch):
-    monkeypatch.setattr(sources, "_package_dir", lambda package: None)
+    monkeypatch.setattr(sources, "package_dir", lambda package: None)
     for name in ("mnist-5k", "digits", "lfw-faces"):
         assert DATASETS[name].locate() is None
         with pytest.raises(DatasetUnavailable, match=f"strided data fetch {name}"):

@@ -11,22 +11,23 @@ The tests that need face-api's weights skip when they are not installed
 (``strided models fetch face-api``, or ``STRIDED_FACEAPI_DIR``); the architecture, decoding,
 NMS and error tests run everywhere, with random weights written as a TF.js manifest here.
 """
-import functools
 import hashlib
-import json
-from pathlib import Path
+import os
+import sys
 
 import numpy as np
 import pytest
 
-import strided as sd
-from strided.detect.tiny_face import TinyFaceDetector, TinyFaceError, check_options, decode, preprocess
-from strided.errors import ImageError, ModelFileError, StridedError
-from strided.models.faceapi import find_faceapi_models
-from strided.models.tiny_face_detector import TinyFaceDetectorNet, load_tiny_face_detector, tfjs_to_state_dict
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import faceapi_helpers as helpers  # noqa: E402
 
-DATA = Path(__file__).parent / "data"
-REFERENCE = json.loads((DATA / "faceapi_reference.json").read_text())
+import strided as sd  # noqa: E402
+from strided.detect.tiny_face import TinyFaceDetector, TinyFaceError, check_options, decode, preprocess  # noqa: E402
+from strided.errors import ImageError, ModelFileError, StridedError  # noqa: E402
+from strided.models.tiny_face_detector import (TinyFaceDetectorNet, load_tiny_face_detector,  # noqa: E402
+                                               tfjs_to_state_dict)
+
+REFERENCE = helpers.reference()
 # observed: 4e-5 px and 3e-7 (float32 rounding of two convolution orders); a photo decoded to
 # other pixels than the reference's (another JPEG decoder) gets the looser issue tolerance
 BOX_TOL, SCORE_TOL = 0.01, 1e-5
@@ -53,14 +54,8 @@ def random_weights(seed=0):
 
 
 def write_manifest(folder, weights):
-    """A TF.js ``*-weights_manifest.json`` + ``.bin`` (float32, unquantised) as face-api ships them."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    specs = [{"name": k, "shape": list(v.shape), "dtype": "float32"} for k, v in weights.items()]
-    (folder / "tiny_face_detector_model.bin").write_bytes(b"".join(v.astype("<f4").tobytes() for v in weights.values()))
-    path = folder / "tiny_face_detector_model-weights_manifest.json"
-    path.write_text(json.dumps([{"paths": ["tiny_face_detector_model.bin"], "weights": specs}]))
-    return path
+    """``tiny_face_detector_model-weights_manifest.json`` + ``.bin`` (float32) as face-api ships them."""
+    return helpers.write_manifest(folder, "tiny_face_detector_model", weights)
 
 
 @pytest.fixture(scope="module")
@@ -69,60 +64,18 @@ def random_manifest(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model_dir():
-    folder = find_faceapi_models(required=False)
-    if folder is None:
-        pytest.skip("face-api's weights are not installed (strided models fetch face-api, or set STRIDED_FACEAPI_DIR)")
-    return folder
-
-
-@pytest.fixture(scope="module")
 def detector(model_dir):
     return TinyFaceDetector(model_dir)
 
 
 # ------------------------------------------------------------------------------------------ PyTorch twin
-def torch_twin(w):
-    """The same network written from face-api's ``runMobilenet`` with torch.nn (NCHW), weights ``w``."""
-    torch = pytest.importorskip("torch")
-    tnn, TF = torch.nn, torch.nn.functional
-
-    def conv(kernel_hwio, bias=None, depthwise=False):
-        # HWIO -> OIHW; a depthwise (3, 3, C, 1) -> (C, 1, 3, 3)
-        k = torch.from_numpy(np.ascontiguousarray(kernel_hwio.transpose((2, 3, 0, 1) if depthwise else (3, 2, 0, 1))))
-        groups = k.shape[0] if depthwise else 1
-        layer = tnn.Conv2d(k.shape[1] * groups, k.shape[0], tuple(k.shape[2:]), padding=1 if depthwise else 0,
-                           groups=groups, bias=bias is not None)
-        layer.weight.data = k
-        if bias is not None:
-            layer.bias.data = torch.from_numpy(bias)
-        return layer
-
-    def pool_same(x, stride):
-        """tf.maxPool(x, [2, 2], stride, 'same'): the odd pixel padded at the bottom/right with -inf."""
-        n = x.shape[-1]
-        pad = max((-(-n // stride) - 1) * stride + 2 - n, 0)
-        return TF.max_pool2d(TF.pad(x, (0, pad, 0, pad), value=float("-inf")), 2, stride)
-
-    conv0, conv8 = conv(w["conv0/filters"], w["conv0/bias"]), conv(w["conv8/filters"], w["conv8/bias"])
-    dws = [conv(w[f"conv{i}/depthwise_filter"], depthwise=True) for i in range(1, 6)]
-    pws = [conv(w[f"conv{i}/pointwise_filter"], w[f"conv{i}/bias"]) for i in range(1, 6)]
-
-    def forward(x_nhwc):
-        with torch.no_grad():
-            x = pool_same(TF.leaky_relu(conv0(torch.from_numpy(x_nhwc).permute(0, 3, 1, 2)), 0.1), 2)
-            for i in range(5):
-                x = pool_same(TF.leaky_relu(pws[i](dws[i](x)), 0.1), 2 if i < 4 else 1)
-            return conv8(x).permute(0, 2, 3, 1).numpy()
-    return forward
-
-
 def compare_with_twin(weights, x):
     net = TinyFaceDetectorNet()
     net.load_state_dict(tfjs_to_state_dict(weights))
     with sd.no_grad():
         ours = net(sd.tensor(x)).data
-    theirs = torch_twin(weights)(x)
+    pytest.importorskip("torch")
+    theirs = helpers.torch_tiny_face_twin(weights)(x)
     assert ours.shape == theirs.shape == (x.shape[0], x.shape[1] // 32, x.shape[2] // 32, 25)
     err = np.abs(ours - theirs).max() / np.abs(theirs).max()
     assert err <= 1e-4, err
@@ -164,20 +117,12 @@ def test_loader_rejects_other_weights(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ against face-api
-@functools.lru_cache(maxsize=None)
 def load_photo(name, model_dir):
-    source = REFERENCE["photos"][name]["source"]
-    if name == "astronaut":
-        from skimage import data as skdata
-        return skdata.astronaut()
-    from strided.data.image import read_image
-    if name == "grace_hopper":
-        import matplotlib.cbook as cbook
-        return read_image(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
-    path = model_dir.parent / "demo" / f"{name}.jpg"
-    if not path.is_file():
-        pytest.skip(f"{source} is not at {path}")
-    return read_image(path)
+    image = helpers.photo(name, model_dir)
+    if image is None:
+        source = REFERENCE["photos"][name]["source"]
+        pytest.skip(f"{source} is not at {model_dir.parent / 'demo' / f'{name}.jpg'}")
+    return image
 
 
 @pytest.mark.parametrize("name", sorted(REFERENCE["photos"]))

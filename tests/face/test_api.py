@@ -85,14 +85,6 @@ def test_missing_weights_name_the_install_command(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------ against face-api
 @pytest.fixture(scope="module")
-def model_dir():
-    folder = helpers.model_dir_or_none()
-    if folder is None:
-        pytest.skip(helpers.SKIP_REASON)
-    return folder
-
-
-@pytest.fixture(scope="module")
 def models(model_dir):
     return default_models()
 

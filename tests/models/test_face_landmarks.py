@@ -31,14 +31,6 @@ LANDMARK_TOL = 2e-3
 LOOSE_LANDMARK_TOL = 0.5          # the tolerance, for a photo decoded to other pixels
 
 
-@pytest.fixture(scope="module")
-def model_dir():
-    folder = helpers.model_dir_or_none()
-    if folder is None:
-        pytest.skip(helpers.SKIP_REASON)
-    return folder
-
-
 def strided_forward(weights, x, tiny):
     net = FaceLandmark68Net(tiny=tiny)
     net.load_state_dict(landmarks_tfjs_to_state_dict(weights, tiny=tiny))

@@ -26,14 +26,6 @@ DESCRIPTOR_TOL = 1e-5
 LOOSE_DESCRIPTOR_TOL = 1e-3        # the tolerance, for a photo decoded to other pixels
 
 
-@pytest.fixture(scope="module")
-def model_dir():
-    folder = helpers.model_dir_or_none()
-    if folder is None:
-        pytest.skip(helpers.SKIP_REASON)
-    return folder
-
-
 def strided_forward(weights, x):
     net = FaceRecognitionNet()
     net.load_state_dict(recognition_tfjs_to_state_dict(weights))

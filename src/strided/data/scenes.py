@@ -184,8 +184,22 @@ def course_targets(labels, boxes, size: int, num_classes: int) -> np.ndarray:
     return y
 
 
+class SquareImageSet:
+    """What :class:`LocalizationSet` and :class:`SceneSet` share: ``images`` ``(N, S, S, 3)``
+    and the ``classes`` names (both fields of the dataclasses)."""
+
+    @property
+    def image_size(self) -> int:
+        """``S``, the side of the square images."""
+        return int(self.images.shape[1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
 @dataclass
-class LocalizationSet:
+class LocalizationSet(SquareImageSet):
     """One object (or none) per image, for classification with localisation + landmarks.
 
     ``images`` ``(N, S, S, 3)`` uint8; ``labels`` ``(N,)`` int64 (``-1`` = no object);
@@ -203,14 +217,6 @@ class LocalizationSet:
     name: str = "localization"
     backgrounds: np.ndarray | None = field(default=None, repr=False)
     masks: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     @property
     def has_object(self) -> np.ndarray:
@@ -249,7 +255,7 @@ class LocalizationSet:
 
 
 @dataclass
-class SceneSet:
+class SceneSet(SquareImageSet):
     """Several objects per image, for detection.
 
     ``images`` ``(N, S, S, 3)`` uint8; per image ``boxes[i]`` ``(k_i, 4)`` float32 xyxy
@@ -264,14 +270,6 @@ class SceneSet:
     name: str = "scenes"
     backgrounds: np.ndarray | None = field(default=None, repr=False)
     masks: list | None = field(default=None, repr=False)
-
-    @property
-    def image_size(self) -> int:
-        return int(self.images.shape[1])
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -585,10 +583,7 @@ def make_localization(source: str = "digits", n: int = 1000, size: int = 64, see
     if not 0.0 <= empty_fraction <= 1.0:
         raise SceneError(f"empty_fraction must be in [0, 1], received empty_fraction={empty_fraction!r}")
     frames, glyph_pad, glyph_labels, classes = _glyph_tables(glyphs, source, split, root)
-    bank = _PhotoBank(load_photos(photos if photos is not None else
-                                  (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS)))
-    rng = np.random.default_rng([seed, 1])
-    bg = _draw_backgrounds(rng, n, bank, size, max_crop)
+    rng, bank, bg = _random_backgrounds(photos, split, seed, 1, n, size, max_crop)
     has = rng.random(n) >= empty_fraction
     objects = _draw_objects(rng, n, frames, glyph_labels, size, scale, max_rotation, max_shear)
     objects["t"] = _translations(rng, objects["rel"], size)
@@ -602,6 +597,17 @@ def make_localization(source: str = "digits", n: int = 1000, size: int = 64, see
     name = f"{source if glyphs is None else 'custom'}-loc"
     return LocalizationSet(images, labels, boxes, landmarks, classes, name, backgrounds,
                            masks if masks is None else np.where(has[:, None, None], masks, 0))
+
+
+def _random_backgrounds(photos, split: str, seed: int, stream: int, n: int, size: int, max_crop: float):
+    """The start of every synthetic set: its random generator (``default_rng([seed, stream])``,
+    one stream per kind of set), the photo bank (``photos``, default :data:`TRAIN_PHOTOS` for
+    ``split="train"``, else :data:`TEST_PHOTOS`) and the ``n`` background crops drawn from it.
+    Returns ``(rng, bank, backgrounds)``."""
+    bank = _PhotoBank(load_photos(photos if photos is not None else
+                                  (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS)))
+    rng = np.random.default_rng([seed, stream])
+    return rng, bank, _draw_backgrounds(rng, n, bank, size, max_crop)
 
 
 def _box_iou(a, b):
@@ -636,10 +642,7 @@ def make_scenes(source: str = "digits", n: int = 1000, size: int = 96, max_objec
     if not 0.0 <= max_overlap <= 1.0:
         raise SceneError(f"max_overlap must be in [0, 1], received max_overlap={max_overlap!r}")
     frames, glyph_pad, glyph_labels, classes = _glyph_tables(glyphs, source, split, root)
-    bank = _PhotoBank(load_photos(photos if photos is not None else
-                                  (TRAIN_PHOTOS if split == "train" else TEST_PHOTOS)))
-    rng = np.random.default_rng([seed, 2])
-    bg = _draw_backgrounds(rng, n, bank, size, max_crop)
+    rng, bank, bg = _random_backgrounds(photos, split, seed, 2, n, size, max_crop)
     counts = rng.integers(min_objects, max_objects + 1, n)
     K = max_objects
     total = n * K

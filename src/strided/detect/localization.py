@@ -70,12 +70,16 @@ def split_vector(v, num_classes: int, num_landmarks: int = 0) -> dict:
             "landmarks": v[:, 5 + C:5 + C + 2 * num_landmarks]}
 
 
-def _check(outputs, targets, num_classes, num_landmarks):
+def _check_counts(num_classes, num_landmarks) -> None:
     if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
         raise LocalizationError(f"num_classes must be an int >= 1, received num_classes={num_classes!r}")
     if not isinstance(num_landmarks, (int, np.integer)) or num_landmarks < 0:
         raise LocalizationError(f"num_landmarks must be an int >= 0, received "
                                 f"num_landmarks={num_landmarks!r}")
+
+
+def _check(outputs, targets, num_classes, num_landmarks):
+    _check_counts(num_classes, num_landmarks)
     D = target_size(num_classes, num_landmarks)
     if not isinstance(outputs, Tensor):
         outputs = Tensor(outputs)
@@ -202,11 +206,7 @@ class LocalizationHead(nn.Module):
 
     def __init__(self, in_features, num_classes: int, num_landmarks: int = 4):
         super().__init__()
-        if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-            raise LocalizationError(f"num_classes must be an int >= 1, received num_classes={num_classes!r}")
-        if not isinstance(num_landmarks, (int, np.integer)) or num_landmarks < 0:
-            raise LocalizationError(f"num_landmarks must be an int >= 0, received "
-                                    f"num_landmarks={num_landmarks!r}")
+        _check_counts(num_classes, num_landmarks)
         self.num_classes, self.num_landmarks = int(num_classes), int(num_landmarks)
         self.linear = nn.Linear(in_features, target_size(num_classes, num_landmarks))
         if self.linear.weight is not None:

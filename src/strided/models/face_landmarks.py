@@ -35,14 +35,13 @@ to the crop (0..1); times ``(w, h)`` they are crop pixels.  Sizes: 356,840 param
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 
 from .. import functional as F
 from .. import nn
 from ..errors import ModelFileError
-from .faceapi import to_net_input
+from .faceapi import load_faceapi_net, to_net_input
 
 __all__ = ["FACE_MEAN_RGB", "LANDMARK_INPUT_SIZE", "NUM_LANDMARKS", "face_net_input", "SeparableConv2d",
            "DenseBlock", "FaceLandmark68Net", "preprocess", "postprocess", "landmarks_tfjs_to_state_dict",
@@ -210,16 +209,7 @@ def load_face_landmark_net(path=None, tiny: bool = False) -> FaceLandmark68Net:
     ``path``: a ``face_landmark_68[_tiny]_model-weights_manifest.json`` or face-api's
     ``model/`` folder; default: found by :func:`strided.models.faceapi.find_faceapi_models`.
     """
-    from ..io.tfjs import read_tfjs
-    from .faceapi import faceapi_model_file
-
-    if path is None or Path(path).is_dir():
-        path = faceapi_model_file("face_landmark_68_tiny_model" if tiny else "face_landmark_68_model", path)
-    net = FaceLandmark68Net(tiny=tiny)
-    try:
-        net.load_state_dict(landmarks_tfjs_to_state_dict(read_tfjs(path), tiny=tiny))
-    except ModelFileError as exc:
-        raise ModelFileError(f"{str(path)!r}: {exc}") from None
-    except (KeyError, ValueError) as exc:
-        raise ModelFileError(f"{str(path)!r} does not hold face-api's landmark weights: {exc}") from None
-    return net.eval()
+    name = "face_landmark_68_tiny_model" if tiny else "face_landmark_68_model"
+    return load_faceapi_net(lambda: FaceLandmark68Net(tiny=tiny), name,
+                            lambda weights: landmarks_tfjs_to_state_dict(weights, tiny=tiny), path,
+                            "face-api's landmark weights")

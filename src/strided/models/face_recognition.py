@@ -36,7 +36,6 @@ threshold).  5,614,592 parameters (``face_recognition_model.bin``, mostly uint8-
 from __future__ import annotations
 
 from collections import OrderedDict
-from pathlib import Path
 
 import numpy as np
 
@@ -44,6 +43,7 @@ from .. import functional as F
 from .. import nn
 from ..errors import ModelFileError
 from .face_landmarks import face_net_input
+from .faceapi import load_faceapi_net
 
 __all__ = ["RECOGNITION_INPUT_SIZE", "DESCRIPTOR_SIZE", "ScaleLayer", "ConvScale", "ResidualBlock",
            "FaceRecognitionNet", "preprocess", "recognition_tfjs_to_state_dict", "load_face_recognition_net"]
@@ -178,16 +178,5 @@ def load_face_recognition_net(path=None) -> FaceRecognitionNet:
     ``path``: a ``face_recognition_model-weights_manifest.json`` or face-api's ``model/``
     folder; default: found by :func:`strided.models.faceapi.find_faceapi_models`.
     """
-    from ..io.tfjs import read_tfjs
-    from .faceapi import faceapi_model_file
-
-    if path is None or Path(path).is_dir():
-        path = faceapi_model_file("face_recognition_model", path)
-    net = FaceRecognitionNet()
-    try:
-        net.load_state_dict(recognition_tfjs_to_state_dict(read_tfjs(path)))
-    except ModelFileError as exc:
-        raise ModelFileError(f"{str(path)!r}: {exc}") from None
-    except (KeyError, ValueError) as exc:
-        raise ModelFileError(f"{str(path)!r} does not hold face-api's face recognition weights: {exc}") from None
-    return net.eval()
+    return load_faceapi_net(FaceRecognitionNet, "face_recognition_model", recognition_tfjs_to_state_dict, path,
+                            "face-api's face recognition weights")

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DatasetUnavailable, StridedError
+from ..errors import DatasetUnavailable, ModelFileError, StridedError
 
 __all__ = ["FACEAPI_PACKAGE", "FACEAPI_VERSION", "FACEAPI_ENV", "default_faceapi_prefix",
            "faceapi_search_paths", "find_faceapi_models", "faceapi_model_file", "install_faceapi",
@@ -116,6 +116,30 @@ def faceapi_model_file(name: str, model_dir=None) -> Path:
         raise DatasetUnavailable(f"face-api model {name!r} is not in {str(folder)!r} (no {path.name}); "
                                  f"models there: {available}. Reinstall with: {INSTALL_COMMAND}")
     return path
+
+
+def load_faceapi_net(make_net, name: str, to_state_dict, path=None, what: str = "its weights"):
+    """One face-api network with its pretrained weights, in eval mode: ``make_net()`` (called
+    once the file is found) loaded with them.
+
+    ``name``: the model's file stem (``"face_recognition_model"``); ``path``: its
+    ``<name>-weights_manifest.json`` or face-api's ``model/`` folder, default found by
+    :func:`find_faceapi_models`.  ``to_state_dict`` maps the TF.js weight map to the
+    network's state dict.  A file that is not the network's raises :class:`ModelFileError` naming
+    ``path`` and ``what`` (e.g. ``"face-api's landmark weights"``).
+    """
+    from ..io.tfjs import read_tfjs
+
+    if path is None or Path(path).is_dir():
+        path = faceapi_model_file(name, path)
+    net = make_net()
+    try:
+        net.load_state_dict(to_state_dict(read_tfjs(path)))
+    except ModelFileError as exc:
+        raise ModelFileError(f"{str(path)!r}: {exc}") from None
+    except (KeyError, ValueError) as exc:
+        raise ModelFileError(f"{str(path)!r} does not hold {what}: {exc}") from None
+    return net.eval()
 
 
 def install_faceapi(dest=None, npm: str = "npm", timeout: float = 600) -> Path:

@@ -35,6 +35,7 @@ import numpy as np
 from .. import functional as F
 from .. import nn
 from ..errors import ModelFileError
+from .faceapi import load_faceapi_net
 
 __all__ = ["TINY_FACE_ANCHORS", "TINY_FACE_MEAN_RGB", "TINY_FACE_IOU_THRESHOLD", "LEAKY_SLOPE",
            "SeparableConvLeaky", "TinyFaceDetectorNet", "tfjs_to_state_dict", "load_tiny_face_detector"]
@@ -117,18 +118,5 @@ def load_tiny_face_detector(path=None) -> TinyFaceDetectorNet:
     ``path``: a ``tiny_face_detector_model-weights_manifest.json`` (or face-api's ``model/``
     folder); default: found by :func:`strided.models.faceapi.find_faceapi_models`.
     """
-    from pathlib import Path
-
-    from ..io.tfjs import read_tfjs
-    from .faceapi import faceapi_model_file
-
-    if path is None or Path(path).is_dir():
-        path = faceapi_model_file("tiny_face_detector_model", path)
-    net = TinyFaceDetectorNet()
-    try:
-        net.load_state_dict(tfjs_to_state_dict(read_tfjs(path)))
-    except (KeyError, ValueError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise ModelFileError(f"{str(path)!r}: {exc}") from None
-        raise ModelFileError(f"{str(path)!r} does not hold the Tiny Face Detector's weights: {exc}") from None
-    return net.eval()
+    return load_faceapi_net(TinyFaceDetectorNet, "tiny_face_detector_model", tfjs_to_state_dict, path,
+                            "the Tiny Face Detector's weights")

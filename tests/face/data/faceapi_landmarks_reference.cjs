@@ -2,24 +2,12 @@
 // 68-point landmark net, each with its descriptor. Adapted from shared/oracles/faceapi_reference.cjs.
 // Input: FOLDER with NAME.rgb (uint8 H x W x 3, row-major) and meta.json {"NAME": [H, W, 3], ...}.
 // Usage: NODE_PATH=<install>/node_modules node faceapi_landmarks_reference.cjs FOLDER OUT.json
-const tf = require('@tensorflow/tfjs');
-const faceapi = require('@vladmandic/face-api/dist/face-api.node-wasm.js');
 const fs = require('fs');
 const path = require('path');
+const { loadFaceApi } = require(path.join(__dirname, '..', '..', 'faceapi_node.cjs'));
 (async () => {
   const [folder, outFile] = process.argv.slice(2);
-  await tf.setBackend('cpu'); await tf.ready();
-  const dir = path.join(path.dirname(require.resolve('@vladmandic/face-api/package.json')), 'model');
-  async function load(net, name) {
-    const manifest = JSON.parse(fs.readFileSync(path.join(dir, name + '-weights_manifest.json')));
-    const buf = Buffer.concat(manifest.flatMap(g => g.paths.map(p => fs.readFileSync(path.join(dir, p)))));
-    const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
-    net.loadFromWeightMap(faceapi.tf.io.decodeWeights(ab, manifest.flatMap(g => g.weights)));
-  }
-  await load(faceapi.nets.tinyFaceDetector, 'tiny_face_detector_model');
-  await load(faceapi.nets.faceRecognitionNet, 'face_recognition_model');
-  await load(faceapi.nets.faceLandmark68Net, 'face_landmark_68_model');
-  await load(faceapi.nets.faceLandmark68TinyNet, 'face_landmark_68_tiny_model');
+  const faceapi = await loadFaceApi();
   const meta = JSON.parse(fs.readFileSync(path.join(folder, 'meta.json')));
   const out = {};
   for (const [name, shape] of Object.entries(meta)) {
