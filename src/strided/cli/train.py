@@ -630,8 +630,7 @@ def cmd_predict(args) -> int:
 # only add_embed_arguments, task_of and train_embed below (and one line each in add_train_parser and
 # cmd_train) belong to it.
 EMBED_DEFAULTS = {"task": "classify", "loss": "triplet", "mining": "semi-hard", "p": 8, "k": 4,
-                  "embedding_dim": 64, "margin": None, "unseen": None}
-EMBED_EVAL_IMAGES = 2000          # held-out test images embedded for the final report (a seeded subset)
+                  "embedding_dim": 64, "margin": None, "unseen": None, "eval_images": 2000}
 
 
 def add_embed_arguments(p) -> None:
@@ -654,6 +653,9 @@ def add_embed_arguments(p) -> None:
     g.add_argument("--embedding-dim", type=int, default=None, metavar="D", help="default 64")
     g.add_argument("--unseen", type=int, default=None, metavar="N",
                    help="the last N classes are never trained on (default: half of the classes)")
+    g.add_argument("--eval-images", type=int, default=None, metavar="N",
+                   help="held-out test images (a seeded random subset) embedded for the final report "
+                        "(default 2000: about 2 million pairs)")
 
 
 def task_of(args) -> str:
@@ -697,7 +699,7 @@ def _embed_config(args) -> tuple[RunDir, dict, Path | None]:
     defaults = {**TRAIN_DEFAULTS, **EMBED_DEFAULTS, "task": "embed"}
     config = {k: (d if getattr(args, k, None) is None else getattr(args, k)) for k, d in defaults.items()}
     _validate(config)
-    for name, low in (("p", 2), ("k", 2), ("embedding_dim", 1)):
+    for name, low in (("p", 2), ("k", 2), ("embedding_dim", 1), ("eval_images", 10)):
         if config[name] < low:
             raise CLIError(f"{_flag(name)} must be >= {low}, received {config[name]}")
     if config["margin"] is not None and not config["margin"] > 0:
@@ -779,7 +781,7 @@ def train_embed(args) -> int:
         if best.exists():
             load_weights(model, best)
         rng = np.random.default_rng(config["seed"])
-        keep = np.sort(rng.choice(len(held), min(len(held), EMBED_EVAL_IMAGES), replace=False))
+        keep = np.sort(rng.choice(len(held), min(len(held), config["eval_images"]), replace=False))
         images, labels = held.get_batch(keep)
         embeddings = embed_images(model, images)
         n_way = min(5, len(unseen))
