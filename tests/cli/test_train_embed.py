@@ -97,3 +97,16 @@ def test_resume_refuses_new_settings(tmp_path, capsys):
     code = main(["train", "--resume", str(run), "--loss", "siamese"])
     assert code == 2 and "--loss cannot change on resume" in capsys.readouterr().err
     assert (run / "checkpoints" / "last.safetensors").read_bytes() == before
+
+
+@needs_fashion
+def test_evaluate_and_predict_say_an_embedding_run_is_not_a_classifier(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--task", "embed", "--epochs", "1", "--out", str(run), *TINY]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert "is an embedding run (--task embed)" in capsys.readouterr().err
+    from PIL import Image
+    Image.fromarray(np.zeros((28, 28, 3), np.uint8)).save(tmp_path / "x.png")
+    assert main(["predict", str(run), str(tmp_path / "x.png")]) == 2
+    assert "metrics.json" in capsys.readouterr().err

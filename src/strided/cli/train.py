@@ -550,6 +550,7 @@ def cmd_evaluate(args) -> int:
     from ..data import DataLoader
     from ..train import evaluate
 
+    refuse_embedding_run(args.run_dir, "evaluate")
     _, config, model = load_run(args.run_dir, args.checkpoint)
     _, test = load_data({**config, "limit": 0})
     result = evaluate(model, DataLoader(test, batch_size=256), num_classes=len(config["classes"]))
@@ -613,6 +614,7 @@ def cmd_predict(args) -> int:
     top = 3 if args.top is None else args.top
     if top < 1:
         raise CLIError(f"--top must be >= 1, received {top}")
+    refuse_embedding_run(run_dir, "predict")
     _, config, model = load_run(run_dir, args.checkpoint)
     shape = tuple(config["image_shape"])
     images = np.stack([read_image_for_model(p, shape) for p in image_paths])
@@ -663,12 +665,18 @@ def task_of(args) -> str:
     if getattr(args, "task", None):
         return args.task
     if getattr(args, "resume", None):
-        import json
-        try:
-            return json.loads(RunDir(args.resume).config_path.read_text(encoding="utf-8")).get("task", "classify")
-        except (OSError, ValueError, AttributeError):
-            return "classify"        # resume_run reports what is wrong
+        return run_task(args.resume)
     return "classify"
+
+
+def run_task(run_dir) -> str:
+    """The ``task`` of the run in ``run_dir`` (``"classify"`` for runs made before tasks existed, and
+    when its config cannot be read: the classification code then reports what is wrong)."""
+    import json
+    try:
+        return str(json.loads(RunDir(run_dir).config_path.read_text(encoding="utf-8")).get("task", "classify"))
+    except (OSError, ValueError, AttributeError):
+        return "classify"
 
 
 def _embed_config(args) -> tuple[RunDir, dict, Path | None]:
@@ -806,3 +814,11 @@ def train_embed(args) -> int:
 
 def classes_of(dataset) -> list:
     return [str(c) for c in dataset.classes]
+
+
+def refuse_embedding_run(run_dir, command: str) -> None:
+    """``evaluate`` / ``predict`` classify: an embedding run (``--task embed``) is a clear error."""
+    if run_task(run_dir) == "embed":
+        raise CLIError(f"{run_dir} is an embedding run (--task embed), not a classifier: `strided {command}` does "
+                       f"not apply; its held-out classes' report (N-way 1-shot accuracy, ROC AUC, EER, TAR@FAR) "
+                       f"is in {RunDir(run_dir).metrics_path}")
