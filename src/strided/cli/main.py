@@ -3,7 +3,7 @@
 Each command group is a module with ``register(subparsers)`` (adds its parsers, each with
 ``set_defaults(func=cmd_...)``) and ``cmd_<name>(args) -> int`` functions:
 :mod:`~strided.cli.train` (train, evaluate, predict), :mod:`~strided.cli.data`,
-:mod:`~strided.cli.viz` and :mod:`~strided.cli.edges`.  To add a command group, write such a
+:mod:`~strided.cli.viz`, :mod:`~strided.cli.edges` and :mod:`~strided.cli.face`.  To add a command group, write such a
 module and add it to :data:`COMMAND_MODULES`.
 
 :func:`main` returns the exit code (see :mod:`strided.cli.errors`): 0 ok, 1 error, 2 usage,
@@ -23,7 +23,7 @@ from .errors import (EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXI
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
-COMMAND_MODULES = ("train", "detect", "edges", "data", "models", "viz", "stylize")      # strided.cli.<name>, in the order of --help
+COMMAND_MODULES = ("train", "detect", "edges", "data", "models", "viz", "face", "stylize")      # strided.cli.<name>, in the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:
