@@ -321,6 +321,8 @@ def test_enroll_refuses_a_photo_without_a_face_and_stores_nothing(photos, tmp_pa
     assert code == 1 and tree_digest(db) == before
     code, _, err = run(capsys, "face", "enroll", db, "unknown", photos / "grace_hopper.jpg")
     assert code == 2 and "reserved" in err and tree_digest(db) == before
+    code, _, err = run(capsys, "face", "enroll", tmp_path / "new.db", " Ada", photos / "grace_hopper.jpg")
+    assert code == 2 and "leading/trailing spaces" in err and not (tmp_path / "new.db").exists()
 
 
 def test_remove_an_unknown_name_is_an_error_and_changes_nothing(photos, tmp_path, capsys):
