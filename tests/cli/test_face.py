@@ -61,6 +61,12 @@ def test_threshold_default_is_documented_in_help(capsys):
     assert code == 0 and "default 0.6" in out and "Euclidean" in out
 
 
+def test_strict_json_writes_null_for_nan_and_infinity():
+    from strided.cli.face import strict_json
+    text = strict_json({"a": float("nan"), "b": [np.float32(1.5), -np.inf], "c": np.arange(2)})
+    assert strict_loads(text) == {"a": None, "b": [1.5, None], "c": [0, 1]}
+
+
 def test_list_of_a_missing_database_says_how_to_make_one(tmp_path, capsys):
     code, _, err = run(capsys, "face", "list", tmp_path / "nowhere")
     assert code == 2 and "strided: error: no face database at" in err and "strided face enroll" in err
@@ -321,6 +327,8 @@ def test_enroll_refuses_a_photo_without_a_face_and_stores_nothing(photos, tmp_pa
     assert code == 1 and tree_digest(db) == before
     code, _, err = run(capsys, "face", "enroll", db, "unknown", photos / "grace_hopper.jpg")
     assert code == 2 and "reserved" in err and tree_digest(db) == before
+    code, _, err = run(capsys, "face", "enroll", tmp_path / "new.db", " Ada", photos / "grace_hopper.jpg")
+    assert code == 2 and "leading/trailing spaces" in err and not (tmp_path / "new.db").exists()
 
 
 def test_remove_an_unknown_name_is_an_error_and_changes_nothing(photos, tmp_path, capsys):

@@ -356,11 +356,15 @@ def cmd_enroll(args) -> int:
         if found > 1:
             _note(f"{found} faces in {path}; the largest was enrolled")
         vectors.append(models.embed_face(image, face))
+    created = not db_path.exists()
     try:
         if db is None:
             db = FaceDatabase(db_path, model_id=models.embedding_id)
         count = db.enroll(args.name, np.stack(vectors), model_id=models.embedding_id)
     except FaceDatabaseError as exc:
+        if created:                  # a bad name: leave no empty database behind
+            import shutil
+            shutil.rmtree(db_path, ignore_errors=True)
         raise CLIError(str(exc)) from None
     print(f"enrolled {args.name!r}: {len(vectors)} photo(s) added, {count} in all; {db_path} holds "
           f"{len(db)} people")
