@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from strided.face.draw import KNOWN_COLOUR, LANDMARK_COLOUR, UNKNOWN_COLOUR, draw_faces, save_image
+from strided.data.image import write_image as save_image
+from strided.face.draw import KNOWN_COLOUR, LANDMARK_COLOUR, UNKNOWN_COLOUR, draw_faces
 
 
 def test_draw_faces_draws_box_landmarks_and_label_at_the_face_only():

@@ -12,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ..data.image import write_image
 from .errors import EXIT_ERROR, CLIError
 
 __all__ = ["SAMPLE_IMAGE", "default_sample_image", "read_rgb", "read_image_for_model", "write_gray_png", "write_image",
@@ -78,23 +79,6 @@ def write_gray_png(array, path) -> Path:
     return write_image(array, path)
 
 
-def write_image(array, path) -> Path:
-    """Write a ``uint8`` ``(H, W)`` or ``(H, W, 3)`` array as an image (PNG unless the suffix names
-    another format Pillow writes, e.g. ``.jpg``), atomically."""
-    from PIL import Image
-
-    from ..fileio import atomic_write
-
-    path = Path(path)
-    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    try:
-        atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format=fmt))
-    except (ValueError, KeyError) as exc:
-        raise CLIError(f"cannot write {str(path)!r}: {exc}") from None
-    return path
-
-
-# --------------------------------------------------------------------------- models
 def is_transfer(config) -> bool:
     """A pretrained network behind an input adapter (``--pretrained``; older runs also
     recorded ``input_size`` alone)."""

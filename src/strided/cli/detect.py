@@ -33,7 +33,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import RunDir, is_detection, read_rgb
+from .common import RunDir, is_detection, read_rgb, write_image
 from .errors import EXIT_OK, CLIError
 
 __all__ = ["register", "cmd_detect", "default_names", "DEFAULTS"]
@@ -258,19 +258,6 @@ def _plan_outputs(args, paths) -> dict:
     return plan
 
 
-def _save_picture(array, path: Path) -> None:
-    from PIL import Image
-
-    from ..fileio import atomic_write
-
-    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    options = {"quality": 95} if fmt == "JPEG" else {}
-    try:
-        atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format=fmt, **options))
-    except (ValueError, KeyError, OSError) as exc:
-        raise CLIError(f"cannot write {str(path)!r}: {exc}", exit_code=1) from None
-
-
 # --------------------------------------------------------------------------- the command
 def _say(args, text: str) -> None:
     """Information: stdout normally, stderr with --json (stdout holds only the JSON)."""
@@ -324,7 +311,7 @@ def _write_outputs(args, plan, images, results) -> None:
     except OSError as exc:
         raise CLIError(f"cannot create {str(out)!r}: {exc.strerror or exc}", exit_code=1) from None
     for k, (image, result) in enumerate(zip(images, results)):
-        _save_picture(draw_detections(image, result["detections"]), plan["images"][k])
+        write_image(draw_detections(image, result["detections"]), plan["images"][k])
         if plan["labels"] is not None:
             lines = yolo_label_lines(result["detections"], result["width"], result["height"])
             atomic_write_text(plan["labels"][k], "".join(line + "\n" for line in lines))

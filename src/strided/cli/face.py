@@ -38,7 +38,7 @@ import math
 import sys
 from pathlib import Path
 
-from .common import read_rgb
+from .common import read_rgb, write_image
 from .errors import EXIT_ERROR, EXIT_OK, CLIError
 
 __all__ = ["register", "cmd_detect", "cmd_verify", "cmd_enroll", "cmd_identify", "cmd_list",
@@ -286,7 +286,7 @@ def _open_database(path, model_id=None):
 # --------------------------------------------------------------------------- commands
 def cmd_detect(args) -> int:
     """``strided face detect``: every face of every photo."""
-    from ..face.draw import draw_faces, save_image
+    from ..face.draw import draw_faces
 
     _check_detector(args)
     _check_images(args.images)
@@ -298,7 +298,7 @@ def cmd_detect(args) -> int:
         image, faces = _detect_all(args, models, path)
         results.append({"image": str(path), "faces": [_face_json(f) for f in faces]})
         if path in targets:
-            save_image(draw_faces(image, faces), targets[path])
+            write_image(draw_faces(image, faces), targets[path])
         if not args.json:
             for f in faces:
                 x1, y1, x2, y2 = f["box"]
@@ -375,7 +375,7 @@ def cmd_identify(args) -> int:
     """``strided face identify``: who is every face?"""
     import numpy as np
 
-    from ..face.draw import KNOWN_COLOUR, UNKNOWN_COLOUR, draw_faces, save_image
+    from ..face.draw import KNOWN_COLOUR, UNKNOWN_COLOUR, draw_faces
 
     _check_detector(args)
     _check_threshold(args.threshold)
@@ -400,7 +400,7 @@ def cmd_identify(args) -> int:
         if path in targets:
             labels = [m.name if m.distance is None else f"{m.name} {m.distance:.2f}" for m in matches]
             colours = [KNOWN_COLOUR if m.known else UNKNOWN_COLOUR for m in matches]
-            save_image(draw_faces(image, faces, labels, colours), targets[path])
+            write_image(draw_faces(image, faces, labels, colours), targets[path])
     if args.json:
         _print_json(results)
     elif targets:

@@ -27,7 +27,7 @@ import numpy as np
 
 from ..errors import ImageError
 
-__all__ = ["read_image", "to_float", "to_uint8", "IMAGE_SUFFIXES"]
+__all__ = ["read_image", "write_image", "to_float", "to_uint8", "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 
@@ -161,3 +161,25 @@ def read_image(path, grayscale: bool = False, background=(255, 255, 255),
     elif not grayscale and colour.shape[-1] == 1:
         colour = np.repeat(colour, 3, axis=-1)
     return np.clip(np.rint(colour * 255.0), 0, 255).astype(np.uint8)
+
+
+def write_image(pixels, path, quality: int = 95) -> Path:
+    """Write ``uint8`` ``(H, W)`` or ``(H, W, 3)`` pixels to ``path`` atomically
+    (:func:`strided.fileio.atomic_write`), in the format its suffix names (JPEG at ``quality``;
+    PNG when Pillow knows no format for the suffix).  Returns ``Path(path)``."""
+    from PIL import Image
+
+    from ..fileio import atomic_write
+
+    path = Path(path)
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[-1] not in (1, 3)):
+        raise ImageError(f"write_image needs uint8 (H, W) or (H, W, 3) pixels, received shape {pixels.shape} "
+                         f"dtype {pixels.dtype} for {str(path)!r}")
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    options = {"quality": int(quality)} if fmt == "JPEG" else {}
+    picture = Image.fromarray(pixels[..., 0] if pixels.ndim == 3 and pixels.shape[-1] == 1 else pixels)
+    try:
+        return atomic_write(path, lambda tmp: picture.save(tmp, format=fmt, **options))
+    except (ValueError, KeyError) as exc:
+        raise ImageError(f"cannot write {str(path)!r} as {fmt}: {exc}") from None

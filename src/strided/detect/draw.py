@@ -27,6 +27,8 @@ def draw_detections(image, detections, line_width: int | None = None, font_size:
                     show_scores: bool = True) -> np.ndarray:
     """The photo ``image`` (uint8 ``(H, W, 3)``) with each detection's box and a label
     ``"name 0.93"`` on a filled strip above it (inside the picture near its top edge).
+    A detection may carry its own ``"label"`` (text, ``""`` for none) and ``"colour"`` (RGB);
+    otherwise the colour is the class's (:data:`PALETTE`).
 
     ``line_width`` and ``font_size`` default to sizes that grow with the picture
     (``max(1, round(min(H, W) / 200))`` and ``max(9, round(min(H, W) / 30))``).  Boxes
@@ -45,13 +47,18 @@ def draw_detections(image, detections, line_width: int | None = None, font_size:
     picture = Image.fromarray(image)
     draw = ImageDraw.Draw(picture)
     font = ImageFont.load_default(size=size)
-    for det in sorted(detections, key=lambda d: d["score"]):        # best drawn last, on top
+    for det in sorted(detections, key=lambda d: d.get("score", 0.0)):        # best drawn last, on top
         x1, y1, x2, y2 = (float(v) for v in det["box"])
-        colour = PALETTE[int(det["class"]) % len(PALETTE)]
+        colour = tuple(det["colour"]) if "colour" in det else PALETTE[int(det["class"]) % len(PALETTE)]
         x1c, y1c = min(max(x1, 0.0), W - 1.0), min(max(y1, 0.0), H - 1.0)
         x2c, y2c = min(max(x2 - 1.0, 0.0), W - 1.0), min(max(y2 - 1.0, 0.0), H - 1.0)
         draw.rectangle((x1c, y1c, max(x1c, x2c), max(y1c, y2c)), outline=colour, width=width)
-        text = f"{det.get('name', det['class'])} {det['score']:.2f}" if show_scores else str(det.get("name"))
+        if "label" in det:
+            text = str(det["label"])
+        else:
+            text = f"{det.get('name', det['class'])} {det['score']:.2f}" if show_scores else str(det.get("name"))
+        if not text:
+            continue
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         tw, th = right - left + 4, bottom - top + 4
         ty = y1c - th if y1c - th >= 0 else y1c                      # above the box, or inside it at the top
