@@ -32,11 +32,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .im2col import Im2col, col2im_grad_input, conv_gemm, conv_grad_weight
+from .im2col import Im2col, apply_activation, col2im_grad_input, conv_gemm, conv_grad_weight
 from .parallel import blas_single_threaded, parallel_blocks, parallel_for
 from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, ntuple, resolve_padding
 
-__all__ = ["conv2d", "conv3d", "conv", "conv_output_shape"]
+__all__ = ["conv2d", "conv3d", "conv", "conv_output_shape", "ACTIVATIONS"]
+
+ACTIVATIONS = (None, "relu", "relu6")  # what a convolution can apply to its output while it is in cache
 
 
 # --------------------------------------------------------------------------- window helpers
@@ -105,8 +107,9 @@ def crop_spatial(xp: np.ndarray, pads: tuple) -> np.ndarray:
 class Conv(Function):
     """N-d convolution, channels last.  See the module docstring for the math."""
 
-    def __init__(self, stride: tuple, pads: tuple, dilation: tuple, groups: int):
+    def __init__(self, stride: tuple, pads: tuple, dilation: tuple, groups: int, activation: str | None = None):
         self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
+        self.activation = activation
 
     def _weight_matrix(self, w: np.ndarray) -> np.ndarray:
         """HWIO weight as the GEMM's right-hand side: ``(K*C, O)``, or ``(G, K*C/G, O/G)``."""
@@ -128,19 +131,24 @@ class Conv(Function):
         self.padded_shape = xp.shape
         self.depthwise = self.groups > 1 and self.groups == C and w.shape[-2] == 1
         if self.depthwise:
-            y = depthwise_forward(xp, w, self.stride, self.dilation, out_spatial)
+            y = depthwise_forward(xp, w, self.stride, self.dilation, out_spatial, b, self.activation)
         else:
             y = np.empty((N,) + out_spatial + (O,), dtype=x.dtype)
-            conv_gemm(Im2col(xp, kernel, self.stride, self.dilation, out_spatial), self._weight_matrix(w), y, b)
+            conv_gemm(Im2col(xp, kernel, self.stride, self.dilation, out_spatial), self._weight_matrix(w), y, b,
+                      self.activation)
         self.xp = xp if self.needs_grad[1] else None  # the weight gradient reads the input again
         self.w = w
-        if b is not None and self.depthwise:
-            add_channels(y.reshape(-1, O), b)
+        if self.activation is not None and self.recording:
+            self.y = y  # the activation's gradient mask is read from the output
         return y
 
     # ----- backward
     def backward(self, gy):
         gx = gw = gb = None
+        if self.activation == "relu":       # d relu(z)/dz = [z > 0] = [y > 0]
+            gy = gy * (self.y > 0)
+        elif self.activation == "relu6":    # [0 < z < 6] = [0 < y < 6]
+            gy = gy * ((self.y > 0) & (self.y < 6))
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = sum_channels(gy.reshape(-1, gy.shape[-1]))
         if self.depthwise:
@@ -217,11 +225,11 @@ def _rows(view: np.ndarray) -> np.ndarray:
     return view
 
 
-def depthwise_forward(xp, w, stride, dilation, out_spatial):
-    """y[..., c*m + j] = sum_k x_tap_k[..., c] * w[k, 0, c*m + j]  (m = channel multiplier).
+def depthwise_forward(xp, w, stride, dilation, out_spatial, b=None, activation=None):
+    """y[..., c*m + j] = act(b[c*m + j] + sum_k x_tap_k[..., c] * w[k, 0, c*m + j])  (m = channel multiplier).
 
     ``prod(K)`` multiply-adds of shifted views, done block by block so the
-    accumulator stays in cache.
+    accumulator stays in cache (the bias and the activation too).
     """
     nsp = xp.ndim - 2
     kernel = w.shape[:nsp]
@@ -251,6 +259,9 @@ def depthwise_forward(xp, w, stride, dilation, out_spatial):
         for offset in offsets[1:]:
             multiply(part, offset, tmp)
             acc += tmp
+        if b is not None:
+            add_channels(acc.reshape(-1, O), b)
+        apply_activation(acc, activation)
 
     parallel_blocks(N, y[0].nbytes, work)
     return y.reshape((N,) + tuple(out_spatial) + (O,))
@@ -323,8 +334,14 @@ def conv_output_shape(x_shape, w_shape, stride=1, padding=0, dilation=1) -> tupl
                                  in zip(x_shape[1:-1], kernel, stride_t, pads, dilation_t)) + (w_shape[-1],)
 
 
-def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dims: int = 2) -> Tensor:
-    """Convolution over ``spatial_dims`` axes, channels last (used by conv2d and conv3d)."""
+def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dims: int = 2,
+         activation: str | None = None) -> Tensor:
+    """Convolution over ``spatial_dims`` axes, channels last (used by conv2d and conv3d).
+
+    ``activation`` (``None``, ``"relu"`` or ``"relu6"``) is applied to the output while each
+    block is still in cache: ``conv(..., activation="relu")`` equals ``relu(conv(...))``, one
+    pass over memory fewer (used by fused models, see ``strided.nn.fuse``).
+    """
     layout = {1: "NWC", 2: "NHWC", 3: "NDHWC"}.get(spatial_dims, f"N{'S' * spatial_dims}C")
     wlayout = {1: "WIO", 2: "HWIO", 3: "DHWIO"}.get(spatial_dims, "kernel..IO")
     x, w = float_tensor(x, "input"), float_tensor(w, "weight")
@@ -332,6 +349,8 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dim
     check_rank(w, spatial_dims + 2, wlayout, "weight")
     if w.dtype != x.dtype:
         raise TypeError(f"weight dtype {w.dtype} does not match input dtype {x.dtype}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, received activation={activation!r}")
     if not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"groups must be a positive int, received groups={groups!r}")
     C, O = x.shape[-1], w.shape[-1]
@@ -361,19 +380,20 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dim
         if b.dtype != x.dtype:
             raise TypeError(f"bias dtype {b.dtype} does not match input dtype {x.dtype}")
         inputs = (x, w, b)
-    return Conv(stride_t, pads, dilation_t, int(groups))(*inputs)
+    return Conv(stride_t, pads, dilation_t, int(groups), activation)(*inputs)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None) -> Tensor:
     """2-D convolution.  x ``(N, H, W, C)``, w ``(KH, KW, C // groups, O)``, b ``(O,)``.
 
     Returns ``(N, OH, OW, O)`` with ``OH = floor((H + pt + pb - d*(KH-1) - 1)/stride) + 1``.
     ``padding``: int, ``(ph, pw)``, ``((top, bottom), (left, right))``, ``'valid'`` or
     ``'same'``.  ``groups=C`` with ``w.shape[2] == 1`` is a depthwise convolution.
+    ``activation="relu"`` / ``"relu6"`` applies it in the same pass (see :func:`conv`).
 
     >>> y = conv2d(x, w, b, stride=2, padding="same")
     """
-    return conv(x, w, b, stride, padding, dilation, groups, spatial_dims=2)
+    return conv(x, w, b, stride, padding, dilation, groups, spatial_dims=2, activation=activation)
 
 
 def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:

@@ -89,6 +89,10 @@ class Module:
     def __setattr__(self, name, value):
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() before assigning {name!r}")
+        if isinstance(value, Module) and name in self._modules:
+            self._modules[name] = value  # a replaced sub-module keeps its place (Sequential's order)
+            object.__setattr__(self, name, value)
+            return
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -281,6 +285,13 @@ class Module:
         eval mode so running statistics stay untouched); returns the output."""
         with self.evaluating(), no_grad():
             return self(Tensor(np.zeros(input_shape, dtype=dtype)))
+
+    def fuse(self, input_shape: tuple | None = None, inplace: bool = False) -> "Module":
+        """A copy for fast inference, in eval mode, with every batch norm folded into the convolution
+        before it and a ReLU / ReLU6 after it applied in the convolution's pass (``inplace=True``
+        changes this model instead).  See :func:`strided.nn.fuse.fuse`."""
+        from .fuse import fuse
+        return fuse(self, input_shape, inplace)
 
     def summary(self, input_shape: tuple | None = None, print_fn=print) -> str:
         """Table of every layer's output shape and parameter count, with totals.
