@@ -1,4 +1,4 @@
-"""model.fuse(): eval-mode batch norm folded into the convolution before it (and ReLU / ReLU6
+"""nn.fuse(model): eval-mode batch norm folded into the convolution before it (and ReLU / ReLU6
 into the convolution's pass).  The oracle is the same model unfused, run in eval mode."""
 import numpy as np
 import pytest
@@ -36,7 +36,7 @@ def test_fused_zoo_model_equals_unfused(name):
     x = np.random.default_rng(1).standard_normal((2, 64, 64, 3)).astype(np.float32)
     expected = run(model, x)
     before = {k: np.array(v) for k, v in model.state_dict().items()}
-    fused = model.fuse()
+    fused = nn.fuse(model)
     got = run(fused, x)
     # float32 rounding: relative to the largest logit
     assert np.max(np.abs(got - expected)) <= 2e-5 * np.max(np.abs(expected))
@@ -60,11 +60,11 @@ def test_fused_mobilenet_float64_is_exact_to_rounding():
     model.eval()
     x = np.random.default_rng(2).standard_normal((1, 48, 48, 3))
     expected = run(model, x)
-    got = run(model.fuse(input_shape=(1, 48, 48, 3)), x)
+    got = run(nn.fuse(model, input_shape=(1, 48, 48, 3)), x)
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12 * np.max(np.abs(expected)))
     # ReLU6 went into the convolutions: expansion and depthwise of every block, stem and head
-    fused = model.fuse(input_shape=(1, 48, 48, 3))
+    fused = nn.fuse(model, input_shape=(1, 48, 48, 3))
     acts = [m.activation for m in fused.modules() if isinstance(m, nn.ConvNd) and m.activation]
     assert acts and set(acts) == {"relu6"} and len(acts) == 35
 
@@ -110,7 +110,7 @@ def test_only_exclusive_pairs_are_folded():
     randomise_bn(model)
     model.eval()
     x = np.random.default_rng(4).standard_normal((2, 8, 8, 3)).astype(np.float32)
-    fused = model.fuse(input_shape=(1, 8, 8, 3))
+    fused = nn.fuse(model, input_shape=(1, 8, 8, 3))
     assert isinstance(fused.bn1, nn.BatchNorm2d)                    # conv1's output has two readers
     assert isinstance(fused.bn2, nn.Identity) and isinstance(fused.act, nn.Identity)
     assert fused.conv2.activation == "relu" and fused.conv1.activation is None
@@ -122,14 +122,14 @@ def test_hooked_and_shared_modules_are_left_alone():
     randomise_bn(model)
     seen = []
     model.bn2.register_forward_hook(lambda m, i, o: seen.append(o.shape))
-    fused = model.fuse(input_shape=(1, 8, 8, 3))
+    fused = nn.fuse(model, input_shape=(1, 8, 8, 3))
     assert isinstance(fused.bn2, nn.BatchNorm2d)          # a hook observes it: keep it
     shared = nn.ReLU()
     seq = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4), shared, nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), shared)
     randomise_bn(seq)
     seq.eval()
     x = np.random.default_rng(5).standard_normal((1, 5, 5, 3)).astype(np.float32)
-    f = seq.fuse(input_shape=(1, 5, 5, 3))
+    f = nn.fuse(seq, input_shape=(1, 5, 5, 3))
     assert [type(m).__name__ for m in f] == ["Conv2d", "Identity", "ReLU", "Conv2d", "Identity", "ReLU"]
     assert f[0].activation is None                        # the ReLU is called twice: not folded
     np.testing.assert_allclose(run(f, x), run(seq, x), rtol=1e-5, atol=1e-6)
@@ -138,8 +138,8 @@ def test_hooked_and_shared_modules_are_left_alone():
 def test_inplace_and_errors():
     seq = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU6())
     randomise_bn(seq)
-    out = seq.fuse(input_shape=(1, 6, 6, 3), inplace=True)
+    out = nn.fuse(seq, input_shape=(1, 6, 6, 3), inplace=True)
     assert out is seq and isinstance(seq[1], nn.Identity) and seq[0].activation == "relu6"
     assert "activation='relu6'" in repr(seq)
     with pytest.raises(ValueError, match="input_shape"):
-        nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)).fuse()
+        nn.fuse(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4)))

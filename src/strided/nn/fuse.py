@@ -22,8 +22,11 @@ shared ReLU, as in ResNet's blocks) or carrying forward hooks are left alone.  S
 works, also one whose ``forward`` is custom code, and nothing is folded that would change
 the result.
 
->>> fast = model.fuse()          # a fused copy in eval mode; ``model`` is untouched
+>>> fast = nn.fuse(model)         # a fused copy in eval mode; ``model`` is untouched
 >>> with sd.no_grad(): logits = fast(x)
+
+(A function, not a ``Module`` method: it knows the layer classes, and ``nn.module`` sits below
+``nn.layers``.  PyTorch's equivalents are functions too: ``torch.ao.quantization.fuse_modules``.)
 """
 from __future__ import annotations
 

@@ -286,13 +286,6 @@ class Module:
         with self.evaluating(), no_grad():
             return self(Tensor(np.zeros(input_shape, dtype=dtype)))
 
-    def fuse(self, input_shape: tuple | None = None, inplace: bool = False) -> "Module":
-        """A copy for fast inference, in eval mode, with every batch norm folded into the convolution
-        before it and a ReLU / ReLU6 after it applied in the convolution's pass (``inplace=True``
-        changes this model instead).  See :func:`strided.nn.fuse.fuse`."""
-        from .fuse import fuse
-        return fuse(self, input_shape, inplace)
-
     def summary(self, input_shape: tuple | None = None, print_fn=print) -> str:
         """Table of every layer's output shape and parameter count, with totals.
 
