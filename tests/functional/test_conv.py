@@ -463,3 +463,17 @@ def test_conv_activation_gradcheck_and_torch(act):
 def test_conv_activation_rejects_unknown():
     with pytest.raises(ValueError, match="received activation='gelu'"):
         F.conv2d(np.zeros((1, 3, 3, 1), np.float32), np.zeros((1, 1, 1, 1), np.float32), activation="gelu")
+
+
+@pytest.mark.parametrize("stride, mult", [(1, 1), (2, 1), (1, 2)], ids=["s1", "s2", "mult2"])
+def test_depthwise_row_blocks_match_torch(monkeypatch, stride, mult):
+    """Tiny blocks force several row blocks per image (and a ragged last one) in forward,
+    weight gradient and input gradient; the result must not depend on the blocking."""
+    import importlib
+    conv_module = importlib.import_module("strided.functional.conv")
+    monkeypatch.setattr(conv_module, "DEPTHWISE_BLOCK_BYTES", 2 * 9 * 4 * 8)
+    assert conv_module.depthwise_blocks(2, (9, 9), 4 * 8)[:5] == [(0, 1, 0, 2), (0, 1, 2, 4), (0, 1, 4, 6), (0, 1, 6, 8), (0, 1, 8, 9)]
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 9, 9, 4)), rng.standard_normal((3, 3, 1, 4 * mult))
+    torch_parity(lambda x, w: F.conv2d(x, w, stride=stride, padding=1, groups=4),
+                 lambda x, w: TF.conv2d(x, w, stride=stride, padding=1, groups=4), [x, w], ["nhwc", "hwio"])

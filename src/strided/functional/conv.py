@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .im2col import Im2col, apply_activation, col2im_grad_input, conv_gemm, conv_grad_weight
-from .parallel import blas_single_threaded, parallel_blocks, parallel_for
+from .im2col import Im2col, apply_activation, col2im_grad_input, conv_gemm, conv_grad_weight, row_blocks
+from .parallel import blas_single_threaded, parallel_for
 from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, ntuple, resolve_padding
 
 __all__ = ["conv2d", "conv3d", "conv", "conv_output_shape", "ACTIVATIONS"]
@@ -155,8 +155,11 @@ class Conv(Function):
             if self.needs_grad[1]:
                 gw = depthwise_grad_weight(self.xp, gy, self.w.shape, self.stride, self.dilation)
             if self.needs_grad[0]:
-                gxp = depthwise_grad_input(gy, self.w, self.padded_shape, self.stride, self.dilation)
-                gx = crop_spatial(gxp, self.pads)
+                if all(s == 1 for s in self.stride) and self.w.shape[-1] == self.x_shape[-1]:
+                    gx = self._grad_input_as_conv(gy)  # a depthwise convolution again: no col2im adds, no crop
+                else:
+                    gxp = depthwise_grad_input(gy, self.w, self.padded_shape, self.stride, self.dilation)
+                    gx = crop_spatial(gxp, self.pads)
             return gx, gw, gb
 
         w, G = self.w, self.groups
@@ -225,11 +228,29 @@ def _rows(view: np.ndarray) -> np.ndarray:
     return view
 
 
+DEPTHWISE_BLOCK_BYTES = 1 << 19  # output bytes per block (measured: smaller blocks lose more to Python overhead)
+
+
+def depthwise_blocks(N: int, out_spatial: tuple, pixel_bytes: int) -> list:
+    """Blocks ``(n0, n1, o0, o1)`` of the output (whole images, or runs of one image's first
+    output axis) of about ``DEPTHWISE_BLOCK_BYTES``, the same shapes as im2col's blocks."""
+    return row_blocks(N, out_spatial, pixel_bytes, DEPTHWISE_BLOCK_BYTES)
+
+
+def block_input(xp, block, kernel, stride, dilation):
+    """The rows of the padded input that the output block ``(n0, n1, o0, o1)`` reads, and the
+    block's output spatial shape."""
+    n0, n1, o0, o1 = block
+    start, stop = o0 * stride[0], (o1 - 1) * stride[0] + (kernel[0] - 1) * dilation[0] + 1
+    return xp[n0:n1, start:stop], (o1 - o0,)
+
+
 def depthwise_forward(xp, w, stride, dilation, out_spatial, b=None, activation=None):
     """y[..., c*m + j] = act(b[c*m + j] + sum_k x_tap_k[..., c] * w[k, 0, c*m + j])  (m = channel multiplier).
 
-    ``prod(K)`` multiply-adds of shifted views, done block by block so the
-    accumulator stays in cache (the bias and the activation too).
+    ``prod(K)`` multiply-adds of shifted views, done block by block (:func:`depthwise_blocks`)
+    so that the accumulator, the temporary and the input rows stay in cache; the bias and the
+    activation are applied to the block there too.
     """
     nsp = xp.ndim - 2
     kernel = w.shape[:nsp]
@@ -243,60 +264,72 @@ def depthwise_forward(xp, w, stride, dilation, out_spatial, b=None, activation=N
         wk = w.reshape(kernel + (C, m))
     y = np.empty((N,) + tuple(out_spatial) + ((C,) if m == 1 else (C, m)), dtype=xp.dtype)
     offsets = list(np.ndindex(*kernel))
+    blocks = depthwise_blocks(N, out_spatial, O * xp.itemsize)
 
-    def multiply(part, offset, out):
-        t = kernel_tap(part, offset, stride, dilation, out_spatial)
+    def multiply(part, offset, block_spatial, out):
+        t = kernel_tap(part, offset, stride, dilation, block_spatial)
         if m > 1:
             np.multiply(t[..., None], wk[offset], out=out)
             return
         rows = _rows(t)
         np.multiply(rows, wide[offset] if rows.ndim == t.ndim - 1 else wk[offset], out=out.reshape(rows.shape))
 
-    def work(b0, b1):
-        acc, part = y[b0:b1], xp[b0:b1]
-        tmp = np.empty_like(acc)
-        multiply(part, offsets[0], acc)
-        for offset in offsets[1:]:
-            multiply(part, offset, tmp)
-            acc += tmp
-        if b is not None:
-            add_channels(acc.reshape(-1, O), b)
-        apply_activation(acc, activation)
+    def work(lo, hi):
+        for block in blocks[lo:hi]:
+            n0, n1, o0, o1 = block
+            part, first = block_input(xp, block, kernel, stride, dilation)
+            block_spatial = first + tuple(out_spatial[1:])
+            acc = y[n0:n1, o0:o1]
+            tmp = np.empty_like(acc)
+            multiply(part, offsets[0], block_spatial, acc)
+            for offset in offsets[1:]:
+                multiply(part, offset, block_spatial, tmp)
+                acc += tmp
+            if b is not None:
+                add_channels(acc.reshape(-1, O), b)
+            apply_activation(acc, activation)
 
-    parallel_blocks(N, y[0].nbytes, work)
+    parallel_for(len(blocks), work)
     return y.reshape((N,) + tuple(out_spatial) + (O,))
 
 
 def depthwise_grad_weight(xp, gy, w_shape, stride, dilation):
-    """gw[k, 0, c*m + j] = sum_{n, pixels} x_tap_k[..., c] * gy[..., c*m + j]."""
+    """gw[k, 0, c*m + j] = sum_{n, pixels} x_tap_k[..., c] * gy[..., c*m + j]  (block by block)."""
     nsp = xp.ndim - 2
     kernel = w_shape[:nsp]
-    N, C = xp.shape[0], xp.shape[-1]
+    C = xp.shape[-1]
     m = w_shape[-1] // C
     out_spatial = gy.shape[1:-1]
     g = gy.reshape(gy.shape[:-1] + (C, m))
     offsets = list(np.ndindex(*kernel))
-    partials = []  # one accumulator per block, summed at the end
-    pixels = int(np.prod(out_spatial))
+    partials = []  # one accumulator per thread, summed at the end
+    blocks = depthwise_blocks(xp.shape[0], out_spatial, gy.shape[-1] * gy.itemsize)
 
-    def work(b0, b1):
-        acc = np.empty(kernel + (C, m), dtype=gy.dtype)
-        prod = np.empty(((b1 - b0) * pixels, C), dtype=gy.dtype)
-        ones = np.ones((b1 - b0) * pixels, dtype=gy.dtype)
-        for offset in offsets:
-            t = kernel_tap(xp[b0:b1], offset, stride, dilation, out_spatial)
-            for j in range(m):
-                np.multiply(t, g[b0:b1, ..., j], out=prod.reshape(t.shape))
-                acc[offset + (slice(None), j)] = ones @ prod  # column sums by BLAS
+    def work(lo, hi):
+        acc = np.zeros(kernel + (C, m), dtype=gy.dtype)
+        for block in blocks[lo:hi]:
+            n0, n1, o0, o1 = block
+            part, first = block_input(xp, block, kernel, stride, dilation)
+            block_spatial = first + tuple(out_spatial[1:])
+            gb = g[n0:n1, o0:o1]
+            rows = int(np.prod(gb.shape[:-2]))
+            prod = np.empty((rows, C), dtype=gy.dtype)
+            ones = np.ones(rows, dtype=gy.dtype)
+            for offset in offsets:
+                t = kernel_tap(part, offset, stride, dilation, block_spatial)
+                for j in range(m):
+                    np.multiply(t, gb[..., j], out=prod.reshape(t.shape))
+                    acc[offset + (slice(None), j)] += ones @ prod  # column sums by BLAS
         partials.append(acc)
 
     with blas_single_threaded():
-        parallel_blocks(N, gy[0].nbytes, work)
+        parallel_for(len(blocks), work)
     return np.sum(partials, axis=0).reshape(w_shape)
 
 
 def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
-    """gx_pad[tap_k] += sum_j gy[..., c*m + j] * w[k, 0, c*m + j]."""
+    """gx_pad[tap_k] += sum_j gy[..., c*m + j] * w[k, 0, c*m + j]  (block by block; the blocks of
+    one image overlap in gx, so an image's blocks all run on one thread)."""
     nsp = gy.ndim - 2
     kernel = w.shape[:nsp]
     N, C = padded_shape[0], padded_shape[-1]
@@ -306,20 +339,27 @@ def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
     out_spatial = gy.shape[1:-1]
     wide = np.tile(wk[..., 0], (1,) * nsp + (out_spatial[-1],)) if m == 1 else None
     gxp = np.zeros(padded_shape, dtype=gy.dtype)
+    blocks = depthwise_blocks(N, out_spatial, gy.shape[-1] * gy.itemsize)
 
-    def work(b0, b1):
-        tmp = np.empty((b1 - b0,) + tuple(out_spatial) + (C,), dtype=gy.dtype)
-        part = gxp[b0:b1]
-        for offset in np.ndindex(*kernel):
-            if m == 1:
-                rows = _rows(g[b0:b1, ..., 0])
-                np.multiply(rows, wide[offset] if rows.ndim == tmp.ndim - 1 else wk[offset][:, 0],
-                            out=tmp.reshape(rows.shape))
-            else:
-                np.einsum("...cj,cj->...c", g[b0:b1], wk[offset], out=tmp)
-            kernel_tap(part, offset, stride, dilation, out_spatial)[...] += tmp
+    def work(lo, hi):
+        for block in blocks:
+            n0, n1, o0, o1 = block
+            if not lo <= n0 < hi:
+                continue
+            part, first = block_input(gxp, block, kernel, stride, dilation)
+            block_spatial = first + tuple(out_spatial[1:])
+            gb = g[n0:n1, o0:o1]
+            tmp = np.empty(gb.shape[:-1], dtype=gy.dtype)
+            for offset in np.ndindex(*kernel):
+                if m == 1:
+                    rows = _rows(gb[..., 0])
+                    np.multiply(rows, wide[offset] if rows.ndim == tmp.ndim - 1 else wk[offset][:, 0],
+                                out=tmp.reshape(rows.shape))
+                else:
+                    np.einsum("...cj,cj->...c", gb, wk[offset], out=tmp)
+                kernel_tap(part, offset, stride, dilation, block_spatial)[...] += tmp
 
-    parallel_blocks(N, gxp[0].nbytes, work)
+    parallel_for(N, work)
     return gxp
 
 
