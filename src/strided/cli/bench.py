@@ -10,7 +10,7 @@ table has strided's times alone.
 
 The full benchmarks (quiet-machine gate, more cases, results files) are in ``benchmarks/`` of
 the source tree; this command is the two-minute-or-less version a user can run anywhere
-(about 20 s on two cores).
+(about 15 s on two cores).
 """
 from __future__ import annotations
 
@@ -85,7 +85,11 @@ def machine_info() -> dict:
                                                       "filepath")})
     except ImportError:
         pass
-    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "platform": platform.platform(),
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not on every platform
+        load = None
+    return {"cpu": cpu_model(), "logical_cores": os.cpu_count(), "load_average": load, "platform": platform.platform(),
             "python": platform.python_version(), "numpy": np.__version__, "blas": blas}
 
 
@@ -281,6 +285,10 @@ def cmd_bench(args) -> int:
     info["torch"] = None if torch is None else torch.__version__
     if not args.json:
         print(f"machine: {info['cpu']}, {info['logical_cores']} logical cores; {info['platform']}")
+        if info["load_average"] is not None:
+            busy = info["load_average"] > 0.5 * (info["logical_cores"] or 1)
+            print(f"load average (1 min): {info['load_average']:.1f}"
+                  + (" -- a busy machine: times are noisy, and multi-threaded torch suffers most" if busy else ""))
         for b in info["blas"] or [{"internal_api": "unknown (threadpoolctl not installed)"}]:
             print(f"BLAS: {b.get('internal_api')} {b.get('version') or ''} {b.get('architecture') or ''}".rstrip()
                   + (f", {b['num_threads']} threads" if b.get("num_threads") else ""))
