@@ -38,13 +38,13 @@ class Case:
 
 
 CASES = [
-    Case("conv5x5 32x32x1->6 N128 +bias (no gx)", "conv", 1.5, (128, 32, 32, 1), (5, 5, 1, 6),
+    Case("conv5x5 32x32x1->6 N128 +bias (no gx)", "conv", 1.3, (128, 32, 32, 1), (5, 5, 1, 6),
          bias=True, input_grad=False),
-    Case("conv5x5 14x14x6->16 N128", "conv", 1.5, (128, 14, 14, 6), (5, 5, 6, 16)),
-    Case("conv3x3 p1 32x32x16->16 N128", "conv", 1.5, (128, 32, 32, 16), (3, 3, 16, 16), padding=1),
-    Case("conv3x3 p1 8x8x64->64 N128", "conv", 1.5, (128, 8, 8, 64), (3, 3, 64, 64), padding=1),
-    Case("conv3x3 p1 56x56x64->64 N8", "conv", 1.5, (8, 56, 56, 64), (3, 3, 64, 64), padding=1),
-    Case("conv7x7 s2 p3 224x224x3->64 N8 (no gx)", "conv", 1.5, (8, 224, 224, 3), (7, 7, 3, 64),
+    Case("conv5x5 14x14x6->16 N128", "conv", 1.3, (128, 14, 14, 6), (5, 5, 6, 16)),
+    Case("conv3x3 p1 32x32x16->16 N128", "conv", 1.3, (128, 32, 32, 16), (3, 3, 16, 16), padding=1),
+    Case("conv3x3 p1 8x8x64->64 N128", "conv", 1.3, (128, 8, 8, 64), (3, 3, 64, 64), padding=1),
+    Case("conv3x3 p1 56x56x64->64 N8", "conv", 1.3, (8, 56, 56, 64), (3, 3, 64, 64), padding=1),
+    Case("conv7x7 s2 p3 224x224x3->64 N8 (no gx)", "conv", 1.3, (8, 224, 224, 3), (7, 7, 3, 64),
          stride=2, padding=3, input_grad=False),
     Case("depthwise3x3 p1 56x56x32 N32", "conv", 1.5, (32, 56, 56, 32), (3, 3, 1, 32),
          padding=1, groups=32),

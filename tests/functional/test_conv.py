@@ -418,3 +418,62 @@ def test_conv2d_backward_from_reduction(case, reduce):
     y.backward(np.full(y.shape, 1.0 if reduce == "sum" else 1.0 / y.data.size))
     for t, r, what in zip(ts, ref, "xwb"):
         assert_close(t.grad, r.grad, 1e-14, 1e-13, what)
+
+
+# --------------------------------------------------------------------------- activation in the conv's pass
+ACT_CASES = [  # (x shape, w shape, stride, padding, groups)
+    ((2, 7, 6, 3), (3, 3, 3, 4), 1, 1, 1),
+    ((2, 7, 6, 4), (3, 3, 1, 4), 2, 1, 4),       # depthwise
+    ((2, 5, 5, 4), (1, 1, 2, 6), 1, 0, 2),       # grouped
+]
+
+
+@pytest.mark.parametrize("act", ["relu", "relu6"])
+@pytest.mark.parametrize("case", ACT_CASES)
+def test_conv_activation_equals_conv_then_activation(case, act):
+    """The plain path (conv, then F.relu / F.relu6) is the oracle: forward and every gradient."""
+    xs, ws, stride, padding, groups = case
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal(xs) * 3, rng.standard_normal(ws), rng.standard_normal(ws[-1]) * 3
+    plain = {"relu": F.relu, "relu6": F.relu6}[act]
+    kw = dict(stride=stride, padding=padding, groups=groups)
+    ta = [sd.tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
+    tb = [sd.tensor(a.copy(), requires_grad=True) for a in (x, w, b)]
+    ya = F.conv2d(*ta, **kw, activation=act)
+    yb = plain(F.conv2d(*tb, **kw))
+    assert (ya.data > 0).any() and (ya.data == 0).any() and (act == "relu" or (ya.data == 6).any())
+    np.testing.assert_array_equal(ya.data, yb.data)
+    gy = rng.standard_normal(ya.shape)
+    ya.backward(gy)
+    yb.backward(gy)
+    for a, b_ in zip(ta, tb):
+        np.testing.assert_allclose(a.grad, b_.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("act", ["relu", "relu6"])
+def test_conv_activation_gradcheck_and_torch(act):
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((1, 5, 5, 2)), rng.standard_normal((3, 3, 2, 3)), rng.standard_normal(3)
+    gradcheck(lambda x, w, b: F.conv2d(x, w, b, padding=1, activation=act), x, w, b)
+    tact = {"relu": TF.relu, "relu6": TF.relu6}[act]
+    torch_parity(lambda x, w, b: F.conv2d(x, w, b, padding=1, activation=act),
+                 lambda x, w, b: tact(TF.conv2d(x, w, b, padding=1)), [x * 4, w, b], ["nhwc", "hwio", None])
+
+
+def test_conv_activation_rejects_unknown():
+    with pytest.raises(ValueError, match="received activation='gelu'"):
+        F.conv2d(np.zeros((1, 3, 3, 1), np.float32), np.zeros((1, 1, 1, 1), np.float32), activation="gelu")
+
+
+@pytest.mark.parametrize("stride, mult", [(1, 1), (2, 1), (1, 2)], ids=["s1", "s2", "mult2"])
+def test_depthwise_row_blocks_match_torch(monkeypatch, stride, mult):
+    """Tiny blocks force several row blocks per image (and a ragged last one) in forward,
+    weight gradient and input gradient; the result must not depend on the blocking."""
+    import importlib
+    conv_module = importlib.import_module("strided.functional.conv")
+    monkeypatch.setattr(conv_module, "DEPTHWISE_BLOCK_BYTES", 2 * 9 * 4 * 8)
+    assert conv_module.depthwise_blocks(2, (9, 9), 4 * 8)[:5] == [(0, 1, 0, 2), (0, 1, 2, 4), (0, 1, 4, 6), (0, 1, 6, 8), (0, 1, 8, 9)]
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((2, 9, 9, 4)), rng.standard_normal((3, 3, 1, 4 * mult))
+    torch_parity(lambda x, w: F.conv2d(x, w, stride=stride, padding=1, groups=4),
+                 lambda x, w: TF.conv2d(x, w, stride=stride, padding=1, groups=4), [x, w], ["nhwc", "hwio"])

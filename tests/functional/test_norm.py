@@ -128,3 +128,19 @@ def test_batch_norm_input_only_or_params_only():
     gt = sd.tensor(g.copy(), requires_grad=True)
     F.batch_norm(x, np.zeros(3), np.ones(3), gt, b, training=False).backward(gy)
     assert_close(gt.grad, (gy * x / np.sqrt(1 + 1e-5)).reshape(-1, 3).sum(0), 1e-12, 1e-12, "eval gamma only")
+
+
+def test_one_pass_moments_match_two_pass_and_stay_stable():
+    """The block-wise one-pass mean/M2 (Chan et al.'s combination) against NumPy's two-pass
+    float64 statistics, on data whose mean is 1000x its spread (where E[x^2] - E[x]^2 fails)."""
+    from strided.functional.norm import column_moments
+    rng = np.random.default_rng(0)
+    x = (1000.0 + rng.standard_normal((3000, 48))).astype(np.float32)
+    mean, m2 = column_moments(x, x[0].nbytes)
+    ref = x.astype(np.float64)
+    np.testing.assert_allclose(mean, ref.mean(axis=0), rtol=1e-6)     # float32 block sums
+    np.testing.assert_allclose(m2 / len(x), ref.var(axis=0), rtol=1e-3)
+    # through the op: running_var gets the unbiased batch variance
+    rv = np.ones(48, np.float32)
+    F.batch_norm(x, np.zeros(48, np.float32), rv, training=True, momentum=1.0)
+    np.testing.assert_allclose(rv, ref.var(axis=0, ddof=1), rtol=1e-3)

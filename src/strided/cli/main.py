@@ -23,7 +23,7 @@ from .errors import (EXIT_CODES_HELP, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXI
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
 
-COMMAND_MODULES = ("train", "detect", "edges", "data", "models", "viz", "face", "stylize")      # strided.cli.<name>, in the order of --help
+COMMAND_MODULES = ("train", "detect", "edges", "data", "models", "viz", "face", "stylize", "bench")      # strided.cli.<name>, in the order of --help
 
 
 def build_parser() -> argparse.ArgumentParser:

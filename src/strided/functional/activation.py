@@ -45,7 +45,8 @@ class LeakyReLU(Function):
 
 class ReLU6(Function):
     def forward(self, x):
-        self.inside = (x > 0) & (x < 6)
+        if self.recording:  # the mask is only needed by backward
+            self.inside = (x > 0) & (x < 6)
         return np.clip(x, 0, 6)
 
     def backward(self, gy):

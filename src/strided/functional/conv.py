@@ -32,11 +32,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .im2col import Im2col, col2im_grad_input, conv_gemm, conv_grad_weight
-from .parallel import blas_single_threaded, parallel_blocks, parallel_for
+from .im2col import Im2col, apply_activation, col2im_grad_input, conv_gemm, conv_grad_weight, row_blocks
+from .parallel import blas_single_threaded, parallel_for
 from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, ntuple, resolve_padding
 
-__all__ = ["conv2d", "conv3d", "conv", "conv_output_shape"]
+__all__ = ["conv2d", "conv3d", "conv", "conv_output_shape", "ACTIVATIONS"]
+
+ACTIVATIONS = (None, "relu", "relu6")  # what a convolution can apply to its output while it is in cache
 
 
 # --------------------------------------------------------------------------- window helpers
@@ -105,8 +107,9 @@ def crop_spatial(xp: np.ndarray, pads: tuple) -> np.ndarray:
 class Conv(Function):
     """N-d convolution, channels last.  See the module docstring for the math."""
 
-    def __init__(self, stride: tuple, pads: tuple, dilation: tuple, groups: int):
+    def __init__(self, stride: tuple, pads: tuple, dilation: tuple, groups: int, activation: str | None = None):
         self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
+        self.activation = activation
 
     def _weight_matrix(self, w: np.ndarray) -> np.ndarray:
         """HWIO weight as the GEMM's right-hand side: ``(K*C, O)``, or ``(G, K*C/G, O/G)``."""
@@ -128,27 +131,35 @@ class Conv(Function):
         self.padded_shape = xp.shape
         self.depthwise = self.groups > 1 and self.groups == C and w.shape[-2] == 1
         if self.depthwise:
-            y = depthwise_forward(xp, w, self.stride, self.dilation, out_spatial)
+            y = depthwise_forward(xp, w, self.stride, self.dilation, out_spatial, b, self.activation)
         else:
             y = np.empty((N,) + out_spatial + (O,), dtype=x.dtype)
-            conv_gemm(Im2col(xp, kernel, self.stride, self.dilation, out_spatial), self._weight_matrix(w), y, b)
+            conv_gemm(Im2col(xp, kernel, self.stride, self.dilation, out_spatial), self._weight_matrix(w), y, b,
+                      self.activation)
         self.xp = xp if self.needs_grad[1] else None  # the weight gradient reads the input again
         self.w = w
-        if b is not None and self.depthwise:
-            add_channels(y.reshape(-1, O), b)
+        if self.activation is not None and self.recording:
+            self.y = y  # the activation's gradient mask is read from the output
         return y
 
     # ----- backward
     def backward(self, gy):
         gx = gw = gb = None
+        if self.activation == "relu":       # d relu(z)/dz = [z > 0] = [y > 0]
+            gy = gy * (self.y > 0)
+        elif self.activation == "relu6":    # [0 < z < 6] = [0 < y < 6]
+            gy = gy * ((self.y > 0) & (self.y < 6))
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = sum_channels(gy.reshape(-1, gy.shape[-1]))
         if self.depthwise:
             if self.needs_grad[1]:
                 gw = depthwise_grad_weight(self.xp, gy, self.w.shape, self.stride, self.dilation)
             if self.needs_grad[0]:
-                gxp = depthwise_grad_input(gy, self.w, self.padded_shape, self.stride, self.dilation)
-                gx = crop_spatial(gxp, self.pads)
+                if all(s == 1 for s in self.stride) and self.w.shape[-1] == self.x_shape[-1]:
+                    gx = self._grad_input_as_conv(gy)  # a depthwise convolution again: no col2im adds, no crop
+                else:
+                    gxp = depthwise_grad_input(gy, self.w, self.padded_shape, self.stride, self.dilation)
+                    gx = crop_spatial(gxp, self.pads)
             return gx, gw, gb
 
         w, G = self.w, self.groups
@@ -217,11 +228,29 @@ def _rows(view: np.ndarray) -> np.ndarray:
     return view
 
 
-def depthwise_forward(xp, w, stride, dilation, out_spatial):
-    """y[..., c*m + j] = sum_k x_tap_k[..., c] * w[k, 0, c*m + j]  (m = channel multiplier).
+DEPTHWISE_BLOCK_BYTES = 1 << 19  # output bytes per block (measured: smaller blocks lose more to Python overhead)
 
-    ``prod(K)`` multiply-adds of shifted views, done block by block so the
-    accumulator stays in cache.
+
+def depthwise_blocks(N: int, out_spatial: tuple, pixel_bytes: int) -> list:
+    """Blocks ``(n0, n1, o0, o1)`` of the output (whole images, or runs of one image's first
+    output axis) of about ``DEPTHWISE_BLOCK_BYTES``, the same shapes as im2col's blocks."""
+    return row_blocks(N, out_spatial, pixel_bytes, DEPTHWISE_BLOCK_BYTES)
+
+
+def block_input(xp, block, kernel, stride, dilation):
+    """The rows of the padded input that the output block ``(n0, n1, o0, o1)`` reads, and the
+    block's output spatial shape."""
+    n0, n1, o0, o1 = block
+    start, stop = o0 * stride[0], (o1 - 1) * stride[0] + (kernel[0] - 1) * dilation[0] + 1
+    return xp[n0:n1, start:stop], (o1 - o0,)
+
+
+def depthwise_forward(xp, w, stride, dilation, out_spatial, b=None, activation=None):
+    """y[..., c*m + j] = act(b[c*m + j] + sum_k x_tap_k[..., c] * w[k, 0, c*m + j])  (m = channel multiplier).
+
+    ``prod(K)`` multiply-adds of shifted views, done block by block (:func:`depthwise_blocks`)
+    so that the accumulator, the temporary and the input rows stay in cache; the bias and the
+    activation are applied to the block there too.
     """
     nsp = xp.ndim - 2
     kernel = w.shape[:nsp]
@@ -235,57 +264,72 @@ def depthwise_forward(xp, w, stride, dilation, out_spatial):
         wk = w.reshape(kernel + (C, m))
     y = np.empty((N,) + tuple(out_spatial) + ((C,) if m == 1 else (C, m)), dtype=xp.dtype)
     offsets = list(np.ndindex(*kernel))
+    blocks = depthwise_blocks(N, out_spatial, O * xp.itemsize)
 
-    def multiply(part, offset, out):
-        t = kernel_tap(part, offset, stride, dilation, out_spatial)
+    def multiply(part, offset, block_spatial, out):
+        t = kernel_tap(part, offset, stride, dilation, block_spatial)
         if m > 1:
             np.multiply(t[..., None], wk[offset], out=out)
             return
         rows = _rows(t)
         np.multiply(rows, wide[offset] if rows.ndim == t.ndim - 1 else wk[offset], out=out.reshape(rows.shape))
 
-    def work(b0, b1):
-        acc, part = y[b0:b1], xp[b0:b1]
-        tmp = np.empty_like(acc)
-        multiply(part, offsets[0], acc)
-        for offset in offsets[1:]:
-            multiply(part, offset, tmp)
-            acc += tmp
+    def work(lo, hi):
+        for block in blocks[lo:hi]:
+            n0, n1, o0, o1 = block
+            part, first = block_input(xp, block, kernel, stride, dilation)
+            block_spatial = first + tuple(out_spatial[1:])
+            acc = y[n0:n1, o0:o1]
+            tmp = np.empty_like(acc)
+            multiply(part, offsets[0], block_spatial, acc)
+            for offset in offsets[1:]:
+                multiply(part, offset, block_spatial, tmp)
+                acc += tmp
+            if b is not None:
+                add_channels(acc.reshape(-1, O), b)
+            apply_activation(acc, activation)
 
-    parallel_blocks(N, y[0].nbytes, work)
+    parallel_for(len(blocks), work)
     return y.reshape((N,) + tuple(out_spatial) + (O,))
 
 
 def depthwise_grad_weight(xp, gy, w_shape, stride, dilation):
-    """gw[k, 0, c*m + j] = sum_{n, pixels} x_tap_k[..., c] * gy[..., c*m + j]."""
+    """gw[k, 0, c*m + j] = sum_{n, pixels} x_tap_k[..., c] * gy[..., c*m + j]  (block by block)."""
     nsp = xp.ndim - 2
     kernel = w_shape[:nsp]
-    N, C = xp.shape[0], xp.shape[-1]
+    C = xp.shape[-1]
     m = w_shape[-1] // C
     out_spatial = gy.shape[1:-1]
     g = gy.reshape(gy.shape[:-1] + (C, m))
     offsets = list(np.ndindex(*kernel))
-    partials = []  # one accumulator per block, summed at the end
-    pixels = int(np.prod(out_spatial))
+    partials = []  # one accumulator per thread, summed at the end
+    blocks = depthwise_blocks(xp.shape[0], out_spatial, gy.shape[-1] * gy.itemsize)
 
-    def work(b0, b1):
-        acc = np.empty(kernel + (C, m), dtype=gy.dtype)
-        prod = np.empty(((b1 - b0) * pixels, C), dtype=gy.dtype)
-        ones = np.ones((b1 - b0) * pixels, dtype=gy.dtype)
-        for offset in offsets:
-            t = kernel_tap(xp[b0:b1], offset, stride, dilation, out_spatial)
-            for j in range(m):
-                np.multiply(t, g[b0:b1, ..., j], out=prod.reshape(t.shape))
-                acc[offset + (slice(None), j)] = ones @ prod  # column sums by BLAS
+    def work(lo, hi):
+        acc = np.zeros(kernel + (C, m), dtype=gy.dtype)
+        for block in blocks[lo:hi]:
+            n0, n1, o0, o1 = block
+            part, first = block_input(xp, block, kernel, stride, dilation)
+            block_spatial = first + tuple(out_spatial[1:])
+            gb = g[n0:n1, o0:o1]
+            rows = int(np.prod(gb.shape[:-2]))
+            prod = np.empty((rows, C), dtype=gy.dtype)
+            ones = np.ones(rows, dtype=gy.dtype)
+            for offset in offsets:
+                t = kernel_tap(part, offset, stride, dilation, block_spatial)
+                for j in range(m):
+                    np.multiply(t, gb[..., j], out=prod.reshape(t.shape))
+                    acc[offset + (slice(None), j)] += ones @ prod  # column sums by BLAS
         partials.append(acc)
 
     with blas_single_threaded():
-        parallel_blocks(N, gy[0].nbytes, work)
+        parallel_for(len(blocks), work)
     return np.sum(partials, axis=0).reshape(w_shape)
 
 
 def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
-    """gx_pad[tap_k] += sum_j gy[..., c*m + j] * w[k, 0, c*m + j]."""
+    """gx_pad[tap_k] += sum_j gy[..., c*m + j] * w[k, 0, c*m + j]  (block by block; the blocks of
+    one image overlap in gx, so an image's blocks all run on one thread)."""
     nsp = gy.ndim - 2
     kernel = w.shape[:nsp]
     N, C = padded_shape[0], padded_shape[-1]
@@ -295,20 +339,27 @@ def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
     out_spatial = gy.shape[1:-1]
     wide = np.tile(wk[..., 0], (1,) * nsp + (out_spatial[-1],)) if m == 1 else None
     gxp = np.zeros(padded_shape, dtype=gy.dtype)
+    blocks = depthwise_blocks(N, out_spatial, gy.shape[-1] * gy.itemsize)
 
-    def work(b0, b1):
-        tmp = np.empty((b1 - b0,) + tuple(out_spatial) + (C,), dtype=gy.dtype)
-        part = gxp[b0:b1]
-        for offset in np.ndindex(*kernel):
-            if m == 1:
-                rows = _rows(g[b0:b1, ..., 0])
-                np.multiply(rows, wide[offset] if rows.ndim == tmp.ndim - 1 else wk[offset][:, 0],
-                            out=tmp.reshape(rows.shape))
-            else:
-                np.einsum("...cj,cj->...c", g[b0:b1], wk[offset], out=tmp)
-            kernel_tap(part, offset, stride, dilation, out_spatial)[...] += tmp
+    def work(lo, hi):
+        for block in blocks:
+            n0, n1, o0, o1 = block
+            if not lo <= n0 < hi:
+                continue
+            part, first = block_input(gxp, block, kernel, stride, dilation)
+            block_spatial = first + tuple(out_spatial[1:])
+            gb = g[n0:n1, o0:o1]
+            tmp = np.empty(gb.shape[:-1], dtype=gy.dtype)
+            for offset in np.ndindex(*kernel):
+                if m == 1:
+                    rows = _rows(gb[..., 0])
+                    np.multiply(rows, wide[offset] if rows.ndim == tmp.ndim - 1 else wk[offset][:, 0],
+                                out=tmp.reshape(rows.shape))
+                else:
+                    np.einsum("...cj,cj->...c", gb, wk[offset], out=tmp)
+                kernel_tap(part, offset, stride, dilation, block_spatial)[...] += tmp
 
-    parallel_blocks(N, gxp[0].nbytes, work)
+    parallel_for(N, work)
     return gxp
 
 
@@ -323,8 +374,14 @@ def conv_output_shape(x_shape, w_shape, stride=1, padding=0, dilation=1) -> tupl
                                  in zip(x_shape[1:-1], kernel, stride_t, pads, dilation_t)) + (w_shape[-1],)
 
 
-def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dims: int = 2) -> Tensor:
-    """Convolution over ``spatial_dims`` axes, channels last (used by conv2d and conv3d)."""
+def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dims: int = 2,
+         activation: str | None = None) -> Tensor:
+    """Convolution over ``spatial_dims`` axes, channels last (used by conv2d and conv3d).
+
+    ``activation`` (``None``, ``"relu"`` or ``"relu6"``) is applied to the output while each
+    block is still in cache: ``conv(..., activation="relu")`` equals ``relu(conv(...))``, one
+    pass over memory fewer (used by fused models, see ``strided.nn.fuse``).
+    """
     layout = {1: "NWC", 2: "NHWC", 3: "NDHWC"}.get(spatial_dims, f"N{'S' * spatial_dims}C")
     wlayout = {1: "WIO", 2: "HWIO", 3: "DHWIO"}.get(spatial_dims, "kernel..IO")
     x, w = float_tensor(x, "input"), float_tensor(w, "weight")
@@ -332,6 +389,8 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dim
     check_rank(w, spatial_dims + 2, wlayout, "weight")
     if w.dtype != x.dtype:
         raise TypeError(f"weight dtype {w.dtype} does not match input dtype {x.dtype}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, received activation={activation!r}")
     if not isinstance(groups, (int, np.integer)) or groups < 1:
         raise ValueError(f"groups must be a positive int, received groups={groups!r}")
     C, O = x.shape[-1], w.shape[-1]
@@ -361,19 +420,20 @@ def conv(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, spatial_dim
         if b.dtype != x.dtype:
             raise TypeError(f"bias dtype {b.dtype} does not match input dtype {x.dtype}")
         inputs = (x, w, b)
-    return Conv(stride_t, pads, dilation_t, int(groups))(*inputs)
+    return Conv(stride_t, pads, dilation_t, int(groups), activation)(*inputs)
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1, *, activation=None) -> Tensor:
     """2-D convolution.  x ``(N, H, W, C)``, w ``(KH, KW, C // groups, O)``, b ``(O,)``.
 
     Returns ``(N, OH, OW, O)`` with ``OH = floor((H + pt + pb - d*(KH-1) - 1)/stride) + 1``.
     ``padding``: int, ``(ph, pw)``, ``((top, bottom), (left, right))``, ``'valid'`` or
     ``'same'``.  ``groups=C`` with ``w.shape[2] == 1`` is a depthwise convolution.
+    ``activation="relu"`` / ``"relu6"`` applies it in the same pass (see :func:`conv`).
 
     >>> y = conv2d(x, w, b, stride=2, padding="same")
     """
-    return conv(x, w, b, stride, padding, dilation, groups, spatial_dims=2)
+    return conv(x, w, b, stride, padding, dilation, groups, spatial_dims=2, activation=activation)
 
 
 def conv3d(x, w, b=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:

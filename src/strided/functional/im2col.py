@@ -94,10 +94,20 @@ def _group_cols(cols: np.ndarray, taps: int, groups: int) -> np.ndarray:
     return cols.reshape(rows, taps, groups, -1).transpose(2, 0, 1, 3).reshape(groups, rows, -1)
 
 
-def conv_gemm(im: Im2col, w2: np.ndarray, y: np.ndarray, b: np.ndarray | None = None) -> None:
-    """``y = cols @ w2 + b`` block by block, written into ``y`` ``(N, *OS, O)``.
+def apply_activation(out: np.ndarray, activation: str | None) -> None:
+    """In place: ``relu`` = max(out, 0), ``relu6`` = min(max(out, 0), 6), ``None`` = nothing."""
+    if activation == "relu":
+        np.maximum(out, 0, out=out)
+    elif activation == "relu6":
+        np.clip(out, 0, 6, out=out)
 
-    ``w2`` is ``(K*C, O)``, or ``(G, K*C/G, O/G)`` for a grouped convolution.
+
+def conv_gemm(im: Im2col, w2: np.ndarray, y: np.ndarray, b: np.ndarray | None = None,
+              activation: str | None = None) -> None:
+    """``y = act(cols @ w2 + b)`` block by block, written into ``y`` ``(N, *OS, O)``.
+
+    ``w2`` is ``(K*C, O)``, or ``(G, K*C/G, O/G)`` for a grouped convolution.  The bias
+    and the activation (see :func:`apply_activation`) are applied while the block is in cache.
     """
     O = y.shape[-1]
     grouped = w2.ndim == 3
@@ -116,6 +126,7 @@ def conv_gemm(im: Im2col, w2: np.ndarray, y: np.ndarray, b: np.ndarray | None = 
                 np.matmul(cols, w2, out=out)
             if b is not None:
                 out += b  # while the block is still in cache
+            apply_activation(out, activation)
 
     with blas_single_threaded():
         parallel_for(len(im.blocks), work)

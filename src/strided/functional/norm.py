@@ -62,6 +62,50 @@ def _column_sums(work_rows, M: int, C: int, row_bytes: int, dtype, count: int = 
     return list(np.sum(partials, axis=0))
 
 
+def column_moments(x2: np.ndarray, row_bytes: int) -> tuple:
+    """Per-column ``(mean, M2)`` of ``x2`` ``(R, L)`` (``M2`` = sum of squared deviations from
+    the mean) in ONE pass over memory, float64.
+
+    Each cache-sized block gives its own mean and centred ``M2`` (BLAS column sums while the
+    block is in cache); blocks are combined by Chan, Golub and LeVeque's rule, exact and as
+    stable as the two-pass formula::
+
+        n = na + nb;  mean = mean_a + d * nb / n;  M2 = M2_a + M2_b + d**2 * na * nb / n   (d = mean_b - mean_a)
+    """
+    R, L = x2.shape
+    partials = []
+
+    def work(lo, hi):
+        n_acc, mean_acc, m2_acc = 0, np.zeros(L), np.zeros(L)
+        buffer = None
+        for b0, b1 in blocks(lo, hi, row_bytes):
+            part, n = x2[b0:b1], b1 - b0
+            ones = np.ones(n, dtype=x2.dtype)
+            mean_b = (ones @ part) / n
+            if buffer is None or buffer.shape[0] < n:
+                buffer = np.empty((n, L), dtype=x2.dtype)
+            centred = np.subtract(part, mean_b.astype(x2.dtype), out=buffer[:n])
+            m2_b = ones @ np.square(centred, out=centred)
+            n_acc, mean_acc, m2_acc = _combine(n_acc, mean_acc, m2_acc, n, mean_b, m2_b)
+        partials.append((n_acc, mean_acc, m2_acc))
+
+    with blas_single_threaded():
+        parallel_for(R, work)
+    n, mean, m2 = partials[0]
+    for other in partials[1:]:
+        n, mean, m2 = _combine(n, mean, m2, *other)
+    return mean, m2
+
+
+def _combine(na, mean_a, m2_a, nb, mean_b, m2_b) -> tuple:
+    """Chan et al.'s pairwise update of (count, mean, M2)."""
+    if na == 0:
+        return nb, np.asarray(mean_b, np.float64), np.asarray(m2_b, np.float64)
+    n = na + nb
+    d = mean_b - mean_a
+    return n, mean_a + d * (nb / n), m2_a + m2_b + d * d * (na * nb / n)
+
+
 class BatchNorm(Function):
     """Everything is done in cache-sized blocks of rows spread over the cores;
     ``xhat`` is recomputed from ``x`` in backward instead of being stored."""
@@ -77,11 +121,10 @@ class BatchNorm(Function):
         M = R * r
         self.r = r
         if self.training:
-            (total,) = _column_sums(lambda lo, hi: (x2[lo:hi],), R, L, row_bytes, x.dtype)
-            mean = total.reshape(r, C).sum(axis=0) / M
-            mean_wide = np.tile(mean, r).astype(x.dtype)
-            (squares,) = _column_sums(lambda lo, hi: (np.square(x2[lo:hi] - mean_wide),), R, L, row_bytes, x.dtype)
-            var = squares.reshape(r, C).sum(axis=0) / M
+            # the wide view's L = r*C columns are r interleaved copies of the C channels, R rows each
+            col_mean, col_m2 = (v.reshape(r, C) for v in column_moments(x2, row_bytes))
+            mean = col_mean.mean(axis=0)
+            var = (col_m2.sum(axis=0) + R * np.square(col_mean - mean).sum(axis=0)) / M
             inv_std = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)
             m = self.momentum
             if self.running_mean is not None:
@@ -106,7 +149,7 @@ class BatchNorm(Function):
 
         parallel_blocks(R, row_bytes, work)
         if self.recording:
-            self.x2, self.scale, self.mean, self.inv_std = x2, scale, mean, inv_std
+            self.x2, self.scale, self.mean, self.inv_std = x2, scale, mean.astype(x.dtype), inv_std
             self.mean_wide = np.tile(mean, r).astype(x.dtype)
         return y.reshape(x.shape)
 
@@ -117,8 +160,11 @@ class BatchNorm(Function):
         M = R * r
         x2, mean_wide = self.x2, self.mean_wide
         # sum(gy * xhat) = sum(gy * (x - mean)) * inv_std
-        sums = _column_sums(lambda lo, hi: (g2[lo:hi], g2[lo:hi] * (x2[lo:hi] - mean_wide)),
-                            R, L, row_bytes, gy.dtype, count=2)
+        def gy_and_gy_xc(lo, hi):
+            xc = np.subtract(x2[lo:hi], mean_wide)
+            return g2[lo:hi], np.multiply(xc, g2[lo:hi], out=xc)
+
+        sums = _column_sums(gy_and_gy_xc, R, L, row_bytes, gy.dtype, count=2)
         sum_gy, sum_gy_xc = (v.reshape(r, C).sum(axis=0) for v in sums)
         inv_std = self.inv_std
         sum_gy_xhat = sum_gy_xc * inv_std

@@ -81,8 +81,13 @@ def check_fraction(layer, name, value, low, high, high_open=False):
 
 class ConvNd(Module):
     """Convolution over ``spatial_dims`` axes, channels last; :class:`Conv1d`, :class:`Conv2d`
-    and :class:`Conv3d` set ``spatial_dims`` to 1, 2, 3."""
+    and :class:`Conv3d` set ``spatial_dims`` to 1, 2, 3.
+
+    ``activation`` (``None``, ``"relu"`` or ``"relu6"``) is applied to the output in the same
+    pass; :func:`strided.nn.fuse` sets it when it folds a following ReLU into the convolution.
+    """
     spatial_dims = 2
+    activation = None
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, init="he"):
@@ -121,7 +126,7 @@ class ConvNd(Module):
         if self.weight is None:
             self._build(x.shape[-1], dtype=x.dtype if x.dtype == np.float64 else np.float32)
         return F.conv(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                      spatial_dims=self.spatial_dims)
+                      spatial_dims=self.spatial_dims, activation=self.activation)
 
     def extra_repr(self):
         parts = [f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"]
@@ -130,6 +135,8 @@ class ConvNd(Module):
                 parts.append(f"{name}={getattr(self, name)!r}")
         if not self.use_bias:
             parts.append("bias=False")
+        if self.activation is not None:
+            parts.append(f"activation={self.activation!r}")
         return ", ".join(parts)
 
 
@@ -193,7 +200,8 @@ class DepthwiseConv2d(ConvNd):
 
     def extra_repr(self):
         parts = [f"{self.channels}, kernel_size={self.kernel_size}"]
-        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("depth_multiplier", 1)):
+        for name, default in (("stride", 1), ("padding", 0), ("dilation", 1), ("depth_multiplier", 1),
+                              ("activation", None)):
             if getattr(self, name) != default:
                 parts.append(f"{name}={getattr(self, name)!r}")
         return ", ".join(parts)
