@@ -39,39 +39,13 @@ from strided.data.loader import DataLoader
 from strided.data.scenes import make_scenes
 from strided.detect.anchors import kmeans_anchors
 from strided.detect.metrics import evaluate
-from strided.detect.training import DetectionMAP, YoloLoss, collate_detection, predict_boxes
+from strided.detect.report import ValidationMAP, plot_detections_grid
+from strided.detect.training import YoloLoss, collate_detection, predict_boxes
 from strided.models.yolo import DEFAULT_ANCHORS, yolo_tiny
 from strided.optim.schedule import CosineLR, OneCycleLR
-from strided.train import Metric, Monitor, Trainer
+from strided.train import Monitor, Trainer
 
 SOURCES = {"digit-scenes": "digits", "fashion-scenes": "fashion"}
-
-
-class ValidationMAP(Metric):
-    """:class:`DetectionMAP`'s mAP@0.5 as a Trainer metric, computed on the validation set only.
-
-    The Trainer updates its own metric objects on the (augmented) training batches and
-    deep copies of them in ``validate()``; the original skips its updates (a decode and NMS
-    per training image would cost more than it tells) and reports -1, the copies compute
-    COCO mAP@0.5 (score threshold 0.001, NMS 0.45).
-    """
-
-    def __init__(self, anchors, num_classes, validating=False):
-        self.inner, self.validating = DetectionMAP(anchors, num_classes), validating
-        super().__init__()
-
-    def __deepcopy__(self, memo):
-        return ValidationMAP(self.inner.anchors, self.inner.num_classes, validating=True)
-
-    def reset(self):
-        self.inner.reset()
-
-    def update(self, outputs, targets):
-        if self.validating:
-            self.inner.update(outputs, targets)
-
-    def compute(self):
-        return self.inner.compute()["mAP50"] if self.validating and self.inner.ground_truth else -1.0
 
 
 def load_average() -> str:
@@ -79,35 +53,6 @@ def load_average() -> str:
         return " ".join(f"{v:.1f}" for v in os.getloadavg())
     except OSError:
         return "?"
-
-
-def draw_detections(images, detections, truths, names, path, columns=4, zoom=2):
-    """A grid of test images (scaled ``zoom`` times) with ground truth (thin grey) and
-    detections (coloured, with class and score)."""
-    from PIL import Image, ImageDraw
-
-    from strided.fileio import atomic_write
-    n, size = len(images), images.shape[1] * zoom
-    rows = (n + columns - 1) // columns
-    sheet = Image.new("RGB", (columns * size, rows * size), "white")
-    colours = [(230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
-               (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212)]
-    for i in range(n):
-        tile = Image.fromarray(images[i]).resize((size, size), Image.NEAREST)
-        draw = ImageDraw.Draw(tile)
-        for box in truths[i]:
-            draw.rectangle([v * zoom for v in box], outline=(200, 200, 200), width=1)
-        for d in detections[i]:
-            colour = colours[d["class"] % len(colours)]
-            box = [v * zoom for v in d["box"]]
-            draw.rectangle(box, outline=colour, width=2)
-            label = f"{names[d['class']]} {d['score']:.2f}"
-            draw.rectangle([box[0], max(0, box[1] - 10), box[0] + 6 * len(label), max(10, box[1])], fill=colour)
-            draw.text((box[0] + 1, max(0, box[1] - 10)), label, fill=(0, 0, 0))
-        sheet.paste(tile, ((i % columns) * size, (i // columns) * size))
-    sheet = sheet.quantize(colors=128)        # a palette PNG: about a third of the bytes
-    atomic_write(path, lambda f: sheet.save(f, format="PNG", optimize=True))
-    return path
 
 
 def main(argv=None):
@@ -238,10 +183,9 @@ def main(argv=None):
           flush=True)
     from strided.fileio import atomic_write_json
     atomic_write_json(os.path.join(args.out, "results.json"), summary)
-    shown = [[d for d in det if d["score"] > 0.3] for det in dets[:8]]
-    names = [c if len(c) <= 8 else c[:8] for c in train.classes]
+    truths = list(zip(test.boxes[:8], test.labels[:8]))
     for path in [os.path.join(args.out, "detections.png")] + ([args.picture] if args.picture else []):
-        draw_detections(test.images[:8], shown, [b.tolist() for b in test.boxes[:8]], names, path)
+        plot_detections_grid(test.images[:8], dets[:8], train.classes, path, ground_truth=truths, min_score=0.3)
     print(json.dumps({k: summary[k] for k in ("test_mAP50", "test_mAP50_95", "train_seconds")}), flush=True)
     return summary
 
