@@ -181,8 +181,9 @@ def add_tta_arguments(p) -> None:
 def add_predict_parser(subparsers):
     p = subparsers.add_parser(
         "predict", help="classify images with a trained run or a pretrained ImageNet model",
-        usage="strided predict RUN_DIR IMAGE... [--top N] [--checkpoint {best,last}]\n"
-              "       strided predict [--model NAME] --pretrained [PATH] IMAGE... [--top N]",
+        usage="strided predict RUN_DIR IMAGE... [--top N] [--checkpoint {best,last}] [--tta MODE]\n"
+              "       strided predict RUN_DIR RUN_B ... IMAGE... --ensemble [--weights W1,W2,...] [--tta MODE]\n"
+              "       strided predict [--model NAME] --pretrained [PATH] IMAGE... [--top N] [--tta MODE]",
         description="Classify images: `strided predict RUN_DIR IMAGE...` with a run of `strided train`, or "
                     "`strided predict --model efficientnet_lite0 --pretrained IMAGE...` with pretrained ImageNet "
                     "weights (1000 classes; from the installed package, or --pretrained PATH.pth).")
