@@ -57,10 +57,12 @@ from .checkpoint import json_safe, load_checkpoint, save_checkpoint
 from .errors import StridedError
 from .fileio import atomic_write_json
 from .random import get_rng
+from .nn import Module
 from .tensor import Tensor, no_grad
+from .tta import log_mean_probabilities
 
 __all__ = ["Trainer", "Monitor", "Metric", "Accuracy", "MeanMetric", "EarlyStopping", "TrainingDiverged",
-           "evaluate", "validate", "predict", "confusion_matrix", "unpack_batch", "json_safe"]
+           "evaluate", "validate", "predict", "confusion_matrix", "unpack_batch", "json_safe", "Ensemble"]
 
 RESERVED_LOG_NAMES = ("epoch", "loss", "lr", "seconds", "images_per_second")
 
@@ -306,6 +308,80 @@ def predict(model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
             batch = images[start:start + batch_size].astype(np.float32, copy=False)
             out.append(F.softmax(model(Tensor(batch))).data)
     return np.concatenate(out)
+
+
+class Ensemble(Module):
+    """Several classifiers as one: ``forward(x)`` returns ``log(sum_i w_i softmax(model_i(x)))`` ``(N, K)``.
+
+    The members' *probabilities* are averaged (weighted), not their logits; the log of the
+    average is returned so that ``softmax`` of it is exactly the averaged probability
+    (:func:`predict` gives it) and ``F.cross_entropy`` of it is the ensemble's negative
+    log-likelihood (:func:`evaluate` works unchanged).  Inference only (no graph).
+
+    ``weights``: one non-negative number per member, normalised to sum to 1 (default equal).
+    ``input_shape`` ``(H, W, C)``: when given, every member is run once on zeros of that shape
+    and must accept it and give the same number of classes; without it the class counts are
+    checked on every forward pass.  A mismatch is a :class:`StridedError` naming the member.
+
+    >>> ensemble = Ensemble([model_a, model_b, model_c], weights=[1, 2, 1])
+    >>> evaluate(ensemble, test_loader)["accuracy"]
+    """
+
+    def __init__(self, models, weights=None, input_shape=None):
+        super().__init__()
+        models = list(models)
+        if not models:
+            raise StridedError("Ensemble needs at least one model, received none")
+        if weights is None:
+            weights = [1.0] * len(models)
+        weights = np.asarray(weights, dtype=np.float64).ravel()
+        if len(weights) != len(models):
+            raise StridedError(f"Ensemble: one weight per member expected ({len(models)} members), received "
+                               f"{len(weights)} weights {weights.tolist()}")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0) or weights.sum() <= 0:
+            raise StridedError(f"Ensemble weights must be finite, >= 0 and not all 0, received {weights.tolist()}")
+        self.weights = weights / weights.sum()
+        self.num_members = len(models)
+        for i, model in enumerate(models):
+            setattr(self, f"member{i}", model)
+        self.num_classes = None
+        self.input_shape = None if input_shape is None else tuple(int(s) for s in input_shape)
+        if self.input_shape is not None:
+            with self.evaluating(), no_grad():
+                self._member_outputs(np.zeros((1, *self.input_shape), np.float32))
+
+    @property
+    def members(self) -> list:
+        return [getattr(self, f"member{i}") for i in range(self.num_members)]
+
+    def _member_outputs(self, images: np.ndarray) -> np.ndarray:
+        probs = []
+        for i, model in enumerate(self.members):
+            try:
+                logits = model(Tensor(images))
+            except (ValueError, TypeError, IndexError) as exc:
+                raise StridedError(f"Ensemble member {i} ({type(model).__name__}) does not take input of shape "
+                                   f"{images.shape[1:]} (H, W, C): {exc}") from None
+            if logits.ndim != 2:
+                raise StridedError(f"Ensemble member {i} ({type(model).__name__}) returned shape {logits.shape}; "
+                                   f"expected class scores (N, K)")
+            k = logits.shape[1]
+            if self.num_classes is None:
+                self.num_classes = k
+            elif k != self.num_classes:
+                raise StridedError(f"Ensemble members disagree on the number of classes: member {i} "
+                                   f"({type(model).__name__}) has {k}, the members before it {self.num_classes}")
+            probs.append(F.softmax(logits).data)
+        return np.stack(probs)
+
+    def forward(self, x):
+        images = x.data if isinstance(x, Tensor) else np.asarray(x)
+        with no_grad():
+            probs = self._member_outputs(images)
+        return Tensor(log_mean_probabilities(probs, self.weights))
+
+    def extra_repr(self) -> str:
+        return f"weights={np.round(self.weights, 4).tolist()}"
 
 
 class EarlyStopping:

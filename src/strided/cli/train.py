@@ -6,6 +6,11 @@
     strided evaluate RUN_DIR                     # test accuracy and confusion matrix of the best checkpoint
     strided predict RUN_DIR IMAGE... --top 3     # class names with probabilities
     strided predict --model efficientnet_lite0 --pretrained IMAGE... --top 5   # pretrained ImageNet classes
+    strided evaluate RUN_DIR --tta 10crop       # test-time augmentation: none | flip | 10crop (probabilities averaged)
+    strided train --seeds 0,1,2 --out runs/m ... # three runs differing only by seed: runs/m-seed0, -seed1, -seed2
+    strided evaluate runs/m-seed0 runs/m-seed1 runs/m-seed2 --ensemble [--weights 1,2,1] [--tta flip]
+    strided predict RUN_A RUN_B IMAGE... --ensemble --tta flip
+    strided predict --model efficientnet_lite0 --pretrained IMAGE... --tta 10crop
     strided train --task detect --model yolo_tiny --data digit-scenes --epochs 30 --augment --out RUN_DIR
     strided evaluate RUN_DIR                     # a detection run: mAP50, mAP50-95, per-class AP, pr_curve.png
 
@@ -103,6 +108,10 @@ def add_train_parser(subparsers):
                    help="use only the first N training images (quick runs; default 0: all); with --task detect: "
                         "generate N training scenes (default 0: the set's 8000)")
     p.add_argument("--seed", type=int, default=None, help="default 0")
+    p.add_argument("--seeds", default=None, metavar="S1,S2,...",
+                   help="train one run per seed (ensemble members that differ only by the seed: initial weights, "
+                        "shuffling, validation split), into sibling run directories OUT-seedS1, OUT-seedS2, ...; "
+                        "needs --out; evaluate them together with `strided evaluate OUT-seed* --ensemble`")
     p.add_argument("--out", default=None, help="run directory (default runs/MODEL-DATA-TIME); an existing run is "
                                                "refused unless --overwrite")
     p.add_argument("--overwrite", action="store_true", default=None,
@@ -146,22 +155,41 @@ def add_train_parser(subparsers):
 def add_evaluate_parser(subparsers):
     p = subparsers.add_parser("evaluate", help="test accuracy of a trained run (detection: mAP50, mAP50-95, "
                                                "per-class AP)")
-    p.add_argument("run_dir", help="run directory written by `strided train`")
+    p.add_argument("run_dir", nargs="+", metavar="RUN_DIR",
+                   help="run directory written by `strided train` (several with --ensemble)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    add_tta_arguments(p)
     p.set_defaults(func=cmd_evaluate)
+
+
+def add_tta_arguments(p) -> None:
+    g = p.add_argument_group(
+        "test-time augmentation and ensembles",
+        "class PROBABILITIES (softmax) are averaged over the views and the members, not logits. Views: the "
+        "centre, its mirror (flip) or AlexNet/VGG's 10 crops (4 corners + centre, and their mirrors) of size "
+        "S (the model's input) from a canvas whose shorter side is S/0.875: images already S x S are "
+        "zero-padded (28 -> 32), larger photos are resized (224 -> 256). Cost: 1, 2 or 10 forward passes per "
+        "image, times the number of members")
+    g.add_argument("--tta", choices=("none", "flip", "10crop"), default="none",
+                   help="test-time augmentation (default none)")
+    g.add_argument("--ensemble", action="store_true",
+                   help="average several runs (RUN_DIR RUN_B ...): same classes and input shape required")
+    g.add_argument("--weights", default=None, metavar="W1,W2,...",
+                   help="with --ensemble: one weight per run, normalised to sum to 1 (default equal)")
 
 
 def add_predict_parser(subparsers):
     p = subparsers.add_parser(
         "predict", help="classify images with a trained run or a pretrained ImageNet model",
-        usage="strided predict RUN_DIR IMAGE... [--top N] [--checkpoint {best,last}]\n"
-              "       strided predict [--model NAME] --pretrained [PATH] IMAGE... [--top N]",
+        usage="strided predict RUN_DIR IMAGE... [--top N] [--checkpoint {best,last}] [--tta MODE]\n"
+              "       strided predict RUN_DIR RUN_B ... IMAGE... --ensemble [--weights W1,W2,...] [--tta MODE]\n"
+              "       strided predict [--model NAME] --pretrained [PATH] IMAGE... [--top N] [--tta MODE]",
         description="Classify images: `strided predict RUN_DIR IMAGE...` with a run of `strided train`, or "
                     "`strided predict --model efficientnet_lite0 --pretrained IMAGE...` with pretrained ImageNet "
                     "weights (1000 classes; from the installed package, or --pretrained PATH.pth).")
     p.add_argument("paths", nargs="*", metavar="RUN_DIR IMAGE...",
-                   help="run directory written by `strided train` (not with --pretrained), then image files "
-                        "(any format Pillow reads)")
+                   help="run directory written by `strided train` (not with --pretrained; several run "
+                        "directories with --ensemble), then image files (any format Pillow reads)")
     p.add_argument("--top", type=int, default=None,
                    help="how many classes to show per image (default 3; 5 with --pretrained)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
@@ -170,6 +198,7 @@ def add_predict_parser(subparsers):
     p.add_argument("--pretrained", nargs="?", const=True, default=None, metavar="PATH",
                    help="use pretrained ImageNet weights instead of a run: from the installed package, or from "
                         "PATH (a file ending in " + ", ".join(WEIGHT_SUFFIXES) + ")")
+    add_tta_arguments(p)
     p.set_defaults(func=cmd_predict)
 
 
@@ -721,7 +750,7 @@ def train_detection(args, run, config, resumed) -> int:
 
 def evaluate_detection(args, config) -> int:
     """``strided evaluate RUN_DIR`` of a detection run."""
-    run, _, model = load_run(args.run_dir, args.checkpoint)
+    run, _, model = load_run(args.run_dir[0], args.checkpoint)
     _, test = load_data({**config, "limit": 1})         # the test scenes do not depend on the training count
     result, pictures = detection_report(run, model, test, config, checkpoint=args.checkpoint)
     print_detection_result(result, config["classes"], f"{config['model']} on {config['data']} "
@@ -736,6 +765,8 @@ def cmd_train(args) -> int:
     """``strided train``: a new run (``--out``), or ``--resume RUN_DIR``."""
     from .. import manual_seed
 
+    if getattr(args, "seeds", None) is not None:
+        return train_seeds(args)
     if task_of(args) == "embed":
         return train_embed(args)
     resumed = None
@@ -792,25 +823,137 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
+def parse_number_list(text: str, flag: str, kind=float) -> list:
+    """``"1,2,1"`` -> ``[1.0, 2.0, 1.0]`` (``kind`` of each), or a CLIError quoting ``flag``."""
+    try:
+        values = [kind(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values:
+        raise CLIError(f"{flag} expects comma-separated numbers such as 1,2,1; received {text!r}")
+    return values
+
+
+def load_classifier(run_dirs, args, command: str):
+    """``(config, model, what)`` for ``evaluate`` / ``predict``: one run, or with ``--ensemble`` an
+    :class:`~strided.train.Ensemble` of several (same classes and input shape, checked), with
+    ``--tta`` wrapped in a :class:`~strided.tta.TTAModel` by the caller."""
+    from ..errors import StridedError
+    from ..train import Ensemble
+
+    if len(run_dirs) > 1 and not args.ensemble:
+        raise CLIError(f"{command} received {len(run_dirs)} run directories ({', '.join(map(str, run_dirs))}); "
+                       f"to average them add --ensemble")
+    if args.weights is not None and not args.ensemble:
+        raise CLIError("--weights needs --ensemble")
+    configs, models = [], []
+    for run_dir in run_dirs:
+        config = RunDir(run_dir).read_config()
+        if is_detection(config):
+            raise CLIError(f"{run_dir} is a detection run: --ensemble and --tta apply to classification runs")
+        refuse_embedding_run(run_dir, command)
+        _, config, model = load_run(run_dir, args.checkpoint)
+        first = configs[0] if configs else None
+        if first is not None:
+            for key, what in (("classes", "classes"), ("image_shape", "input shape (H, W, C)")):
+                if list(config[key]) != list(first[key]):
+                    raise CLIError(f"--ensemble: {run_dir} and {run_dirs[0]} differ in their {what}: "
+                                   f"{config[key]} vs {first[key]}; members must share classes and input shape")
+        configs.append(config)
+        models.append(model)
+    if not args.ensemble:
+        return configs[0], models[0], configs[0]["model"]
+    weights = None
+    if args.weights is not None:
+        weights = parse_number_list(args.weights, "--weights")
+        if len(weights) != len(models):
+            raise CLIError(f"--weights: one weight per run expected ({len(models)} runs), received "
+                           f"{len(weights)}: {args.weights}")
+    try:
+        model = Ensemble(models, weights, input_shape=configs[0]["image_shape"])
+    except StridedError as exc:
+        raise CLIError(f"--ensemble: {exc}") from None
+    names = sorted({c["model"] for c in configs})
+    return configs[0], model, f"ensemble of {len(models)} ({'+'.join(names)}, weights " \
+                              f"{[round(w, 3) for w in model.weights.tolist()]})"
+
+
+def train_seeds(args) -> int:
+    """``strided train ... --seeds 0,1,2 --out OUT``: one run per seed into ``OUT-seed0``, ``OUT-seed1``, ...
+    (everything else identical), one after the other; stops at the first run that does not finish."""
+    import copy
+
+    seeds = parse_number_list(args.seeds, "--seeds", int)
+    if len(set(seeds)) != len(seeds):
+        raise CLIError(f"--seeds must be different from each other, received {args.seeds}")
+    if args.out is None:
+        raise CLIError("--seeds needs --out OUT: the runs go to OUT-seed0, OUT-seed1, ...")
+    if args.resume or args.seed is not None:
+        raise CLIError("--seeds cannot be combined with --resume or --seed (resume each run on its own: "
+                       "strided train --resume OUT-seedN)")
+    for seed in seeds:
+        member = copy.copy(args)
+        member.seeds, member.seed, member.out = None, seed, f"{args.out}-seed{seed}"
+        print(f"== seed {seed}: {member.out}")
+        code = cmd_train(member)
+        if code != EXIT_OK:
+            return code
+    print("evaluate them together with: strided evaluate " + " ".join(f"{args.out}-seed{s}" for s in seeds)
+          + " --ensemble")
+    return EXIT_OK
+
+
 def cmd_evaluate(args) -> int:
-    """``strided evaluate RUN_DIR``: test accuracy and per-class accuracy of a checkpoint."""
+    """``strided evaluate RUN_DIR [RUN_B ...] [--tta MODE] [--ensemble]``: test accuracy and per-class
+    accuracy of a checkpoint (or an ensemble of runs), with test-time augmentation if asked."""
     from ..data import DataLoader
     from ..train import evaluate
+    from ..tta import VIEWS, TTAModel
 
-    config = RunDir(args.run_dir).read_config()
-    if is_detection(config):
+    run_dirs = list(args.run_dir)
+    config = RunDir(run_dirs[0]).read_config()
+    if is_detection(config) and len(run_dirs) == 1 and not args.ensemble and args.tta == "none":
         return evaluate_detection(args, config)
-    refuse_embedding_run(args.run_dir, "evaluate")
-    _, config, model = load_run(args.run_dir, args.checkpoint)
+    config, model, what = load_classifier(run_dirs, args, "evaluate")
+    if args.tta != "none":
+        model = TTAModel(model, args.tta)
     _, test = load_data({**config, "limit": 0})
+    start = time.perf_counter()
     result = evaluate(model, DataLoader(test, batch_size=256), num_classes=len(config["classes"]))
-    print(f"{config['model']} on {config['data']} ({args.checkpoint} checkpoint): test accuracy "
-          f"{result['accuracy']:.2%}, loss {result['loss']:.4f}, {result['count']:,} images")
+    seconds = time.perf_counter() - start
+    passes = VIEWS[args.tta] * (len(run_dirs) if args.ensemble else 1)
+    tta = "" if args.tta == "none" else f", --tta {args.tta}"
+    print(f"{what} on {config['data']} ({args.checkpoint} checkpoint{tta}, {passes} forward pass"
+          f"{'es' if passes > 1 else ''} per image): test accuracy {result['accuracy']:.2%}, loss "
+          f"{result['loss']:.4f}, {result['count']:,} images in {seconds:.1f} s")
     cm = result["confusion"]
     for i, name in enumerate(config["classes"]):
         total = cm[i].sum()
         print(f"  {name:>14}: {cm[i, i] / max(total, 1):7.2%} of {total}")
     return EXIT_OK
+
+
+def tta_probabilities(model, image_paths, shape, mode: str, normalise=None) -> np.ndarray:
+    """``(N, K)`` probabilities of image files with ``--tta mode`` for a model taking ``shape`` (H, W, C):
+    an image already ``H x W`` is padded to the canvas, any other is resized so its shorter side is
+    ``round(H / 0.875)`` and the views cut from it (``normalise`` maps float [0, 1] pixels to the
+    model's input; default as is)."""
+    from ..data.image import to_float
+    from ..tta import CROP_FRACTION, TTAModel, predict_tta, resize_shorter_side
+
+    H, W, C = (int(v) for v in shape)
+    out = []
+    for path in image_paths:
+        if not Path(path).exists():
+            raise CLIError(f"image {str(path)!r} does not exist")
+        image = read_rgb(path, grayscale=C == 1)
+        if image.shape[:2] != (H, W):
+            image = resize_shorter_side(image, int(round(min(H, W) / CROP_FRACTION)))
+        x = to_float(image)[None]
+        if normalise is not None:
+            x = normalise(x)
+        out.append(predict_tta(model, x, mode, size=H))
+    return np.concatenate(out)
 
 
 def predict_pretrained(args) -> int:
@@ -842,8 +985,23 @@ def predict_pretrained(args) -> int:
         raise CLIError(str(exc)) from None
     except (CheckpointError, ValueError, OSError) as exc:
         raise CLIError(f"--pretrained: {exc}") from None
-    arrays = [read_rgb(p) for p in images]        # all read before any output
+    if args.ensemble or args.weights is not None:
+        raise CLIError("--ensemble averages runs of `strided train` (RUN_DIR RUN_B ... IMAGE...), not --pretrained")
     print(f"{name}, pretrained on ImageNet ({source})")
+    if args.tta != "none":
+        from ..models.pretrained import IMAGE_SIZE, MEAN_RGB, STDDEV_RGB
+
+        def normalise(x):      # the float [0, 1] canvas -> (x * 255 - 127) / 128, as preprocess does
+            return (x * 255.0 - np.float32(MEAN_RGB[0])) / np.float32(STDDEV_RGB[0])
+
+        probs = tta_probabilities(model, images, (IMAGE_SIZE, IMAGE_SIZE, 3), args.tta, normalise)
+        print(f"--tta {args.tta}: probabilities averaged over the views of each photo (shorter side resized to "
+              f"{int(round(IMAGE_SIZE / 0.875))}, crops of {IMAGE_SIZE})")
+        for path, p in zip(images, probs):
+            order = np.argsort(-p)[:top]
+            print(f"{path}: " + ", ".join(f"{IMAGENET_CLASSES[i]} {p[i]:.1%}" for i in order))
+        return EXIT_OK
+    arrays = [read_rgb(p) for p in images]        # all read before any output
     for path, image in zip(images, arrays):
         print(f"{path}: " + ", ".join(f"{label} {p:.1%}" for _, label, p in classify(model, image, top)))
     return EXIT_OK
@@ -860,19 +1018,27 @@ def cmd_predict(args) -> int:
                        f"`strided predict RUN_DIR IMAGE...`)")
     if len(args.paths) < 2:
         raise CLIError("predict needs RUN_DIR and at least one IMAGE (or --pretrained and images)")
-    run_dir, image_paths = args.paths[0], args.paths[1:]
+    # with --ensemble the leading directories are the runs; otherwise only the first path is
+    n_runs = 1
+    if args.ensemble:
+        while n_runs < len(args.paths) - 1 and Path(args.paths[n_runs]).is_dir():
+            n_runs += 1
+    run_dirs, image_paths = args.paths[:n_runs], args.paths[n_runs:]
     top = 3 if args.top is None else args.top
     if top < 1:
         raise CLIError(f"--top must be >= 1, received {top}")
+    run_dir = run_dirs[0]
     config = RunDir(run_dir).read_config()
     if is_detection(config):
         raise CLIError(f"{run_dir} is a detection run: find its objects with `strided detect IMAGE... --model "
                        f"{run_dir}`")
-    refuse_embedding_run(run_dir, "predict")
-    _, config, model = load_run(run_dir, args.checkpoint)
+    config, model, _ = load_classifier(run_dirs, args, "predict")
     shape = tuple(config["image_shape"])
-    images = np.stack([read_image_for_model(p, shape) for p in image_paths])
-    probs = predict(model, images)
+    if args.tta != "none":
+        probs = tta_probabilities(model, image_paths, shape, args.tta)
+    else:
+        images = np.stack([read_image_for_model(p, shape) for p in image_paths])
+        probs = predict(model, images)
     classes = config["classes"]
     for path, p in zip(image_paths, probs):
         order = np.argsort(-p)[:min(top, len(classes))]
