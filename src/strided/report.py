@@ -75,14 +75,21 @@ def plot_confusion(cm: np.ndarray, classes: list, path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_predictions(images: np.ndarray, labels, probabilities: np.ndarray, classes: list, path,
-                     columns: int = 8) -> Path:
+def image_grid(n: int, columns: int, tile=(1.6, 1.9)):
+    """``(fig, axes)``: a figure of ``ceil(n / columns)`` rows of ``columns`` tiles (inches
+    ``tile = (width, height)`` each), every axis off; ``axes`` is 2-D."""
     plt = pyplot()
-    n = len(images)
     rows = max(1, -(-n // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.9 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(tile[0] * columns, tile[1] * rows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
+    return fig, axes
+
+
+def plot_predictions(images: np.ndarray, labels, probabilities: np.ndarray, classes: list, path,
+                     columns: int = 8) -> Path:
+    n = len(images)
+    fig, axes = image_grid(n, columns)
     for i, ax in enumerate(axes.ravel()[:n]):
         image = images[i]
         ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None)

@@ -303,6 +303,11 @@ def cmd_detect(args) -> int:
             for f in faces:
                 x1, y1, x2, y2 = f["box"]
                 print(f"{path},{x1:.1f},{y1:.1f},{x2:.1f},{y2:.1f},{f['score']:.3f}", flush=True)
+    return _finish(args, results, targets)
+
+
+def _finish(args, results, targets) -> int:
+    """Print the JSON array (``--json``) or where the annotated pictures went; exit code 0."""
     if args.json:
         _print_json(results)
     elif targets:
@@ -401,11 +406,7 @@ def cmd_identify(args) -> int:
             labels = [m.name if m.distance is None else f"{m.name} {m.distance:.2f}" for m in matches]
             colours = [KNOWN_COLOUR if m.known else UNKNOWN_COLOUR for m in matches]
             write_image(draw_faces(image, faces, labels, colours), targets[path])
-    if args.json:
-        _print_json(results)
-    elif targets:
-        print(f"annotated pictures in {args.out}", file=sys.stderr)
-    return EXIT_OK
+    return _finish(args, results, targets)
 
 
 def cmd_list(args) -> int:

@@ -137,15 +137,11 @@ def plot_detections_grid(images, detections, classes, path, ground_truth=None, c
     from matplotlib.patches import Rectangle
 
     from ..data.image import to_float
-    from ..report import pyplot, save_figure
+    from ..report import image_grid, save_figure
     from .draw import PALETTE
 
-    plt = pyplot()
     n = len(images)
-    rows = max(1, -(-n // columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(2.6 * columns, 2.7 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = image_grid(n, columns, tile=(2.6, 2.7))
     for i in range(n):
         ax = axes[i // columns][i % columns]
         ax.imshow(to_float(np.asarray(images[i])).clip(0, 1), interpolation="nearest")
