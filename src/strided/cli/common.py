@@ -1,7 +1,8 @@
 """Helpers shared by the command modules: images for a model, run directories, data, models.
 
 Command modules (:mod:`strided.cli.train`, ``data``, ``viz``, ``edges``) import only this
-module, :mod:`strided.cli.errors` and the library.  Everything here turns the library's
+module, :mod:`strided.cli.errors` and the library (the modules of the ``train`` package also
+import each other).  Everything here turns the library's
 errors about what the user named (an image, a run directory, a data set) into a
 :class:`~strided.cli.errors.CLIError` whose message names the file or value and says what
 to do.

