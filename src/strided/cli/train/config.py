@@ -33,10 +33,13 @@ DETECT_OPTIONS = ("task", "test_limit", "anchors")     # given on resume: refuse
 
 
 def option_flag(name: str) -> str:
+    """The command-line flag of a config key: ``"batch_size"`` -> ``"--batch-size"``."""
     return "--" + name.replace("_", "-")
 
 
 def validate_config(config) -> None:
+    """The values every task shares (epochs, batch size, limit, patience, val split, lr) are in range,
+    or a :class:`CLIError` naming the flag and the value received."""
     for name, low in (("epochs", 1), ("batch_size", 1), ("limit", 0), ("patience", 0)):
         if config[name] < low:
             what = " (0: all images)" if name == "limit" else " (0: off)" if name == "patience" else ""
