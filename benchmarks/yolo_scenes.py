@@ -67,7 +67,9 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
     p.add_argument("--schedule", choices=["onecycle", "cosine", "none"], default="onecycle")
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--anchors", choices=["kmeans", "default"], default="kmeans")
+    p.add_argument("--anchors", default="kmeans",
+                   help="kmeans (on the training boxes), default (the zoo's), or a results.json of an earlier "
+                        "run (its anchors: use it with --init, so the head's channels keep their shapes)")
     p.add_argument("--num-anchors", type=int, default=5)
     p.add_argument("--augment", choices=["on", "off"], default="on")
     p.add_argument("--lambda-obj", type=float, default=5.0)
@@ -78,6 +80,8 @@ def main(argv=None):
     p.add_argument("--out", default="runs/yolo_scenes")
     p.add_argument("--picture", default=None, help="also write the detections picture here (e.g. docs/...png)")
     p.add_argument("--eval-only", action="store_true", help="evaluate --out's best checkpoint, no training")
+    p.add_argument("--init", default=None, help="start from these weights (e.g. an earlier run's "
+                   "checkpoints/best.safetensors, same data and anchors): a second one-cycle phase")
     args = p.parse_args(argv)
 
     source, size = SOURCES[args.data], args.input_size
@@ -96,10 +100,17 @@ def main(argv=None):
         anchors = np.asarray(anchors)[np.argsort(np.prod(anchors, axis=1))]
         print(f"k-means anchors (cells of 16 px): {np.round(anchors, 2).tolist()} mean IoU {mean_iou:.3f}",
               flush=True)
-    else:
+    elif args.anchors == "default":
         anchors = np.asarray(DEFAULT_ANCHORS)
+    else:
+        with open(args.anchors, encoding="utf-8") as f:
+            anchors = np.asarray(json.load(f)["anchors"], dtype=np.float64)
+        print(f"anchors from {args.anchors}: {anchors.tolist()}", flush=True)
     model = yolo_tiny(num_classes=train.num_classes, anchors=anchors, input_size=size)
     print(f"grid {cells:g}x{cells:g}; {sum(p.data.size for p in model.parameters()):,} parameters", flush=True)
+    if args.init:
+        load_weights(model, args.init)
+        print(f"initial weights: {args.init}", flush=True)
 
     transform = None
     if args.augment == "on":
