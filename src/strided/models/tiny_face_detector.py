@@ -18,8 +18,8 @@ A "sep. conv" (``src/tinyYolov2/depthwiseSeparableConv.ts``) pads 1 pixel of zer
 every side, applies a 3x3 depthwise filter (no bias), a 1x1 pointwise convolution, adds a
 bias and applies leaky ReLU 0.1; there is no batch normalisation (it was folded into the
 weights).  (strided applies each leaky ReLU after the max pool that follows it: the same
-numbers, as the activation is non-decreasing, for a quarter of the work.)  TF's 'same' max pooling pads the odd pixel at the bottom/right with -inf (for
-stride 1 too: 2x2 windows, one extra row and column).  face-api writes leaky as
+numbers, as the activation is non-decreasing, for a quarter of the work.)  TF's 'same' max
+pooling pads the odd pixel at the bottom/right with -inf (for stride 1 too: 2x2 windows, one extra row and column).  face-api writes leaky as
 ``relu(x - 0.1x) + 0.1x``, equal to ``max(x, 0.1x)`` up to float rounding.
 
 Each of the 5 anchors of each cell predicts ``(tx, ty, tw, th, to)``; decoding (sigmoid
