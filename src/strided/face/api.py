@@ -43,7 +43,7 @@ from ..tensor import Tensor, no_grad
 from .align import align_box, crop_face, crop_rect, landmarks_to_image
 
 __all__ = ["DEFAULT_THRESHOLD", "METRICS", "NET_BATCH", "NoFaceError", "FaceModels", "default_models", "load_image",
-           "detect", "embed", "embed_images", "distance", "verify"]
+           "detect", "embed", "embed_images", "distance", "verify", "face_area"]
 
 DEFAULT_THRESHOLD = 0.6          # dlib's / face-api's Euclidean threshold for these descriptors
 METRICS = ("euclidean", "cosine")
@@ -77,7 +77,8 @@ def _face_dict(box, score, landmarks=None, crop_size=None) -> dict:
     return face
 
 
-def _area(face) -> float:
+def face_area(face) -> float:
+    """The area of a face's ``"box"`` ``[x1, y1, x2, y2]``: "the largest face" is the largest box."""
     x1, y1, x2, y2 = face["box"]
     return (x2 - x1) * (y2 - y1)
 
@@ -270,7 +271,7 @@ class FaceModels:
                 threshold = self.detector.score_threshold if score_threshold is None else score_threshold
                 raise NoFaceError(f"no face found in {_image_name(image, index)} (detector input {size}, "
                                   f"score > {threshold})")
-            chosen.append(max(faces, key=_area))
+            chosen.append(max(faces, key=face_area))
         vectors = np.stack([face["embedding"] for face in chosen]) if chosen else \
             np.zeros((0, face_recognition.DESCRIPTOR_SIZE), np.float32)
         if return_faces:
@@ -287,7 +288,7 @@ class FaceModels:
             if not faces:
                 raise NoFaceError(f"no face found in {name} (shape {image.shape[:2]}, detector input "
                                   f"{self.detector.input_size}, score > {self.detector.score_threshold})")
-            return max(faces, key=_area), len(faces)
+            return max(faces, key=face_area), len(faces)
         if isinstance(face, dict):
             if "box" not in face:
                 raise StridedError(f"face must be a dict with a 'box' (from detect) or a box [x1, y1, x2, y2], "
