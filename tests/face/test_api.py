@@ -290,3 +290,17 @@ def test_embed_images_errors_name_the_photo(models, tmp_path):
         with pytest.raises(StridedError, match=f"batch_size must be a positive integer.*received batch_size={bad!r}"):
             models.embed_images([blank], batch_size=bad)
     assert models.embed_images([]).shape == (0, 128) and models.detect_many([]) == []
+
+
+def test_largest_only_runs_the_nets_on_the_largest_face_alone(models, model_dir):
+    sample = helpers.photo("sample1", model_dir)
+    if sample is None:
+        pytest.skip("face-api's demo photo sample1 is not installed")
+    every = models.detect(sample, embeddings=True)
+    [[largest], [alone]] = models.detect_many([sample, helpers.photo("astronaut")], embeddings=True,
+                                              largest_only=True)
+    expected = max(every, key=lambda f: (f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]))
+    assert largest["faces_found"] == len(every) == 3 and alone["faces_found"] == 1
+    assert largest["box"] == expected["box"] and expected is not every[0]
+    np.testing.assert_allclose(largest["landmarks"], expected["landmarks"], atol=1e-3)
+    np.testing.assert_allclose(largest["embedding"], expected["embedding"], atol=1e-5)

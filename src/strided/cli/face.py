@@ -350,7 +350,7 @@ def cmd_enroll(args) -> int:
 
     from ..face.database import FaceDatabase, FaceDatabaseError
 
-    from ..face.api import NoFaceError, face_area
+    from ..face.api import NoFaceError
 
     _check_detector(args)
     if args.batch_size < 1:
@@ -367,14 +367,14 @@ def cmd_enroll(args) -> int:
         paths = args.images[start:start + args.batch_size]
         pixels = [read_rgb(path) for path in paths]
         faces = models.detect_many(pixels, args.input_size, args.score_threshold, embeddings=True,
-                                   batch_size=args.batch_size)
+                                   batch_size=args.batch_size, largest_only=True)
         for path, image, found in zip(paths, pixels, faces):
             if not found:
                 raise NoFaceError(f"no face found in {path} (shape {image.shape[:2]}, detector input "
                                   f"{args.input_size}, score > {args.score_threshold})")
-            if len(found) > 1:
-                _note(f"{len(found)} faces in {path}; the largest was enrolled")
-            vectors.append(max(found, key=face_area)["embedding"])
+            if found[0]["faces_found"] > 1:
+                _note(f"{found[0]['faces_found']} faces in {path}; the largest was enrolled")
+            vectors.append(found[0]["embedding"])
     created = not db_path.exists()
     try:
         if db is None:

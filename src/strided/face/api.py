@@ -221,28 +221,36 @@ class FaceModels:
         return self.detect_many([image], input_size, score_threshold, landmarks, embeddings)[0]
 
     def detect_many(self, images, input_size: int | None = None, score_threshold: float | None = None,
-                    landmarks: bool = True, embeddings: bool = False, batch_size: int = 8) -> list:
+                    landmarks: bool = True, embeddings: bool = False, batch_size: int = 8,
+                    largest_only: bool = False) -> list:
         """:meth:`detect` of each photo of ``images`` (paths or arrays): a list of face lists, in order.
 
         The faces of ``batch_size`` photos at a time go through the landmark and recognition nets
         together (batches of :data:`NET_BATCH`), so many photos are faster than one by one; the
         results are :meth:`detect`'s up to float32 rounding.  Photos are read ``batch_size`` at a
-        time (memory)."""
+        time (memory).  ``largest_only=True``: only the largest face of each photo (box area, as
+        :meth:`embed` chooses) goes through the landmark and recognition nets; each list then
+        holds that one face, with ``"faces_found"`` (how many the detector found), or nothing."""
         batch_size = _check_batch_size(batch_size)
         images = _as_image_list(images)
         results = []
         for start in range(0, len(images), batch_size):
             results += self._detect_chunk(images[start:start + batch_size], input_size, score_threshold,
-                                          landmarks, embeddings)
+                                          landmarks, embeddings, largest_only)
         return results
 
-    def _detect_chunk(self, images, input_size, score_threshold, landmarks, embeddings) -> list:
+    def _detect_chunk(self, images, input_size, score_threshold, landmarks, embeddings, largest_only) -> list:
         pixels = [load_image(image, _image_name(image, i)) for i, image in enumerate(images)]
         found = [self.find_faces(image, input_size, score_threshold) for image in pixels]
         if not (landmarks or embeddings):
             return [[_face_dict(det["box"], det["score"]) for det in dets] for dets in found]
-        jobs = [(i, det) for i, dets in enumerate(found) for det in dets
-                if min(crop_rect(det["box"], pixels[i].shape)[2:]) > 0]   # face-api drops boxes outside the image
+        # face-api drops boxes with no pixel inside the image
+        found = [[det for det in dets if min(crop_rect(det["box"], image.shape)[2:]) > 0]
+                 for image, dets in zip(pixels, found)]
+        counts = [len(dets) for dets in found]
+        if largest_only:
+            found = [[max(dets, key=face_area)] if dets else [] for dets in found]
+        jobs = [(i, det) for i, dets in enumerate(found) for det in dets]
         points = self._landmarks_of([(pixels[i], det["box"]) for i, det in jobs])
         faces = [_face_dict(det["box"], det["score"], p, size) for (_, det), (p, size) in zip(jobs, points)]
         if embeddings:
@@ -251,6 +259,8 @@ class FaceModels:
                 face["embedding"] = vector
         results = [[] for _ in pixels]
         for (i, _), face in zip(jobs, faces):
+            if largest_only:
+                face["faces_found"] = counts[i]
             results[i].append(face)
         return results
 
@@ -260,10 +270,12 @@ class FaceModels:
         batches (:meth:`detect_many`): what enrolling many photos needs.  Raises
         :class:`NoFaceError` naming the first photo without a face.  ``input_size``: the detector's
         (a multiple of 32, 128..608 in face-api's options; default this object's, 416); smaller
-        is faster for portraits.  ``return_faces=True`` returns ``(descriptors, chosen faces,
-        faces found per photo)``."""
+        is faster for portraits.  Only each photo's largest face goes through the landmark and
+        recognition nets.  ``return_faces=True`` returns ``(descriptors, chosen faces, faces found
+        per photo)``."""
         images = _as_image_list(images)
-        all_faces = self.detect_many(images, input_size, score_threshold, embeddings=True, batch_size=batch_size)
+        all_faces = self.detect_many(images, input_size, score_threshold, embeddings=True, batch_size=batch_size,
+                                     largest_only=True)
         chosen = []
         for index, (image, faces) in enumerate(zip(images, all_faces)):
             if not faces:
@@ -271,11 +283,11 @@ class FaceModels:
                 threshold = self.detector.score_threshold if score_threshold is None else score_threshold
                 raise NoFaceError(f"no face found in {_image_name(image, index)} (detector input {size}, "
                                   f"score > {threshold})")
-            chosen.append(max(faces, key=face_area))
+            chosen.append(faces[0])
         vectors = np.stack([face["embedding"] for face in chosen]) if chosen else \
             np.zeros((0, face_recognition.DESCRIPTOR_SIZE), np.float32)
         if return_faces:
-            return vectors, chosen, [len(faces) for faces in all_faces]
+            return vectors, chosen, [face["faces_found"] for face in chosen]
         return vectors
 
     def choose_face(self, image, face=None, name: str = "image") -> tuple:
@@ -284,11 +296,12 @@ class FaceModels:
         :class:`NoFaceError` when there is none."""
         image = load_image(image, name)
         if face is None:
-            faces = self.detect(image)
+            [faces] = self.detect_many([image], largest_only=True)     # landmarks of the largest face only
             if not faces:
                 raise NoFaceError(f"no face found in {name} (shape {image.shape[:2]}, detector input "
                                   f"{self.detector.input_size}, score > {self.detector.score_threshold})")
-            return max(faces, key=face_area), len(faces)
+            found = faces[0].pop("faces_found")
+            return faces[0], found
         if isinstance(face, dict):
             if "box" not in face:
                 raise StridedError(f"face must be a dict with a 'box' (from detect) or a box [x1, y1, x2, y2], "
