@@ -254,6 +254,8 @@ def test_fused_and_unfused_recognition_agree_and_share_the_model_id(models, unfu
     crop = helpers.photo("astronaut")[70:190, 160:280]
     assert np.linalg.norm(models.embed_crop(crop) - unfused.embed_crop(crop)) <= 1e-5
     assert models.embedding_id == unfused.embedding_id
+    assert unfused.fast_recognition_net is unfused.recognition_net is models.recognition_net
+    assert models.fast_recognition_net is not models.recognition_net
     np.testing.assert_allclose(models.embed_crops([crop, crop[::-1]]),
                                np.stack([unfused.embed_crop(crop), unfused.embed_crop(crop[::-1])]), atol=1e-5)
     assert models.embed_crops([]).shape == (0, 128)

@@ -96,7 +96,8 @@ class FaceModels:
     :class:`~strided.models.face_recognition.FaceRecognitionNet`) instead of loading them.
     ``fuse``: run the recognition net with its scale layers folded into the convolutions
     (:func:`~strided.models.face_recognition.fuse_recognition_net`; the same descriptors up to
-    float32 rounding, ``False`` runs the net as loaded).
+    float32 rounding, ``False`` runs the net as loaded).  ``fast_recognition_net`` is the one
+    that runs; ``recognition_net`` keeps the weights as loaded (they name the model).
 
     **Speed.** The landmark and recognition nets run on all the faces of a photo at once (in
     batches of :data:`NET_BATCH`), and :meth:`detect_many` / :meth:`embed_images` pool the faces
@@ -127,7 +128,7 @@ class FaceModels:
         self.fuse = bool(fuse)
         # what runs: the recognition net with its scale layers folded in (its own weights, untouched,
         # still name the model in embedding_id); a net of another kind (a twin) runs as given
-        self._recognition_forward = (face_recognition.fuse_recognition_net(self.recognition_net)
+        self.fast_recognition_net = (face_recognition.fuse_recognition_net(self.recognition_net)
                                      if self.fuse and isinstance(self.recognition_net,
                                                                  face_recognition.FaceRecognitionNet)
                                      else self.recognition_net)
@@ -177,7 +178,7 @@ class FaceModels:
         crops = [load_image(crop, "crop") for crop in crops]
         if not crops:
             return np.zeros((0, face_recognition.DESCRIPTOR_SIZE), np.float32)
-        return _run_batched(self._recognition_forward,
+        return _run_batched(self.fast_recognition_net,
                             [face_recognition.preprocess(crop) for crop in crops]).astype(np.float32)
 
     def _aligned_crop(self, image, landmarks, crop_size=None) -> np.ndarray:
@@ -202,7 +203,8 @@ class FaceModels:
         ``computeFaceDescriptor(image)``: centred square, resized to 150), e.g. a pre-aligned photo."""
         crop = load_image(crop, "crop")
         with no_grad():
-            return self._recognition_forward(Tensor(face_recognition.preprocess(crop))).data[0].astype(np.float32)
+            out = self.fast_recognition_net(Tensor(face_recognition.preprocess(crop))).data
+        return out[0].astype(np.float32)
 
     def embed_landmarks(self, image, landmarks, crop_size=None) -> np.ndarray:
         """The descriptor ``(128,)`` float32 of the face with these 68 landmarks: the crop of
