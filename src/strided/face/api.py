@@ -155,12 +155,6 @@ class FaceModels:
         """The detector alone: ``[{"box": [x1, y1, x2, y2], "score", ...}]``, highest score first."""
         return self.detector.detect(load_image(image), input_size, score_threshold)
 
-    def landmarks_many(self, image, boxes) -> list:
-        """:meth:`landmarks` of several boxes of one photo, the landmark net run on all of their crops
-        at once (batches of :data:`NET_BATCH`): ``[(points, crop_size), ...]``.  Every box must
-        have a pixel inside the image."""
-        return self._landmarks_of([(load_image(image), box) for box in boxes])
-
     def _landmarks_of(self, jobs) -> list:
         """``[(points, (w, h))]`` for ``jobs`` ``[(uint8 image, box)]``, batched."""
         crops = [crop_face(image, box)[0] for image, box in jobs]
