@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     inputs = {"detector": detector_input(photo, ours.detector.input_size),
               "landmarks": face_landmarks.preprocess(crop), "recognition": face_recognition.preprocess(aligned)}
     nets = {"detector": (ours.detector.net, twin.detector.net), "landmarks": (ours.landmark_net, twin.landmark_net),
-            "recognition": (ours.recognition_net, twin.recognition_net)}
+            "recognition": (ours.fast_recognition_net, twin.fast_recognition_net)}
 
     def forward(net, x):
         def run():
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
               lambda: ours.detect(photo, embeddings=True), lambda: twin.detect(photo, embeddings=True), check)]
     for stage, label in (("detector", "Tiny Face Detector forward 416"),
                          ("landmarks", f"landmark net ({variant}) forward 112"),
-                         ("recognition", "recognition net forward 150")):
+                         ("recognition", "recognition net forward 150 (scale layers folded)")):
         x = inputs[stage]
         run_ours, run_twin = forward(nets[stage][0], x), forward(nets[stage][1], x)
         cases.append((label, run_ours, run_twin, common.rel_err(np, run_ours(), run_twin())))

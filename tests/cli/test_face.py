@@ -436,3 +436,17 @@ def test_evaluate_names_a_bad_pairs_file(lfw, tmp_path, capsys):
     bad.write_text("1 1\nAda_Lovelace 1 2\nEileen_Collins 1 Grace_Hopper 1\n")
     code, _, err = run(capsys, "face", "evaluate", "--pairs", bad, "--root", lfw)
     assert code == 2 and "Ada_Lovelace" in err
+
+
+def test_enroll_in_batches_and_with_a_smaller_detector_input(photos, tmp_path, capsys):
+    from strided.face import FaceDatabase
+    images = [photos / "astronaut.png", photos / "grace_hopper.jpg", photos / "astronaut.png"]
+    for db, options in (("one", ["--batch-size", "1"]), ("all", []), ("small", ["--input-size", "224"])):
+        code, out, _ = run(capsys, "face", "enroll", tmp_path / db, "Both", *images, *options)
+        assert code == 0 and "3 photo(s) added" in out
+    one, together, small = (FaceDatabase(tmp_path / db).embeddings("Both") for db in ("one", "all", "small"))
+    np.testing.assert_allclose(together, one, atol=1e-5)              # batching changes rounding only
+    assert 0 < np.abs(small - together).max() and np.linalg.norm(small - together, axis=1).max() < 0.2
+    code, _, err = run(capsys, "face", "enroll", tmp_path / "bad", "Both", *images, "--batch-size", "0")
+    assert code == 2 and "--batch-size must be a positive integer, received 0" in err
+    assert not (tmp_path / "bad").exists()

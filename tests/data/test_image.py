@@ -156,6 +156,23 @@ def test_grayscale_and_8_bit_rgb(tmp_path):
     np.testing.assert_allclose(grey[..., 0], np.asarray(Image.open(path).convert("L")), atol=1)
 
 
+@pytest.mark.parametrize("suffix", [".png", ".jpg"])
+def test_8_bit_files_are_read_as_decoded_every_value_kept(tmp_path, suffix):
+    values = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    rgb = np.stack([values, values[::-1], values.T], axis=-1)
+    Image.fromarray(rgb).save(tmp_path / f"rgb{suffix}")
+    Image.fromarray(values).save(tmp_path / f"grey{suffix}")
+    decoded_rgb = np.asarray(Image.open(tmp_path / f"rgb{suffix}").convert("RGB"))
+    decoded_grey = np.asarray(Image.open(tmp_path / f"grey{suffix}"))
+    out = read_image(tmp_path / f"rgb{suffix}")
+    assert out.dtype == np.uint8 and out.flags.writeable
+    np.testing.assert_array_equal(out, decoded_rgb)
+    np.testing.assert_array_equal(read_image(tmp_path / f"grey{suffix}", grayscale=True)[..., 0], decoded_grey)
+    np.testing.assert_array_equal(read_image(tmp_path / f"grey{suffix}"), np.repeat(decoded_grey[..., None], 3, -1))
+    if suffix == ".png":                                  # lossless: the very values written
+        np.testing.assert_array_equal(out, rgb)
+
+
 def test_background_is_checked():
     with pytest.raises(ValueError, match=r"background=\(1, 2\)"):
         read_image("unused.png", background=(1, 2))

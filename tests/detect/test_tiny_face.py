@@ -89,6 +89,22 @@ def test_network_matches_torch_twin_random_weights(size):
     assert np.abs(out).max() > 0.1           # the random net is not degenerate
 
 
+@pytest.mark.parametrize("size", [96, 160])
+def test_pooling_before_the_activation_is_the_reference_order_bit_for_bit(size):
+    net = TinyFaceDetectorNet()
+    net.load_state_dict(tfjs_to_state_dict(random_weights()))
+    x = np.random.default_rng(2).normal(size=(2, size, size, 3)).astype(np.float32)
+    with sd.no_grad():
+        fast, plain = net(sd.tensor(x)).data, net.forward_reference(sd.tensor(x)).data
+    np.testing.assert_array_equal(fast, plain)
+    # gradients too (max pooling picks the same element, leaky's slope there is the same)
+    xs = [sd.tensor(x[:1, :64, :64].copy(), requires_grad=True) for _ in range(2)]
+    for t, run in zip(xs, (net.forward, net.forward_reference)):
+        run(t).sum().backward()
+    assert np.abs(xs[0].grad).max() > 0
+    np.testing.assert_array_equal(xs[0].grad, xs[1].grad)
+
+
 def test_network_matches_torch_twin_real_weights_on_a_photo(model_dir):
     from strided.io.tfjs import read_tfjs
     from skimage import data as skdata

@@ -204,3 +204,105 @@ def test_models_are_loaded_once_and_can_be_built_explicitly(models, model_dir):
     assert explicit.embedding_id == models.embedding_id and explicit.embedding_id.startswith("faceapi-dlib-resnet128:")
     image = helpers.photo("grace_hopper")
     assert len(face.detect(image, models=explicit)) == 1
+
+
+# ------------------------------------------------------------------------------------ batched pipeline
+def plain_detect(models, image):
+    """The pipeline face by face (landmark net and recognition net at batch 1), as detect was written
+    before it was batched: the reference the batched path is held to."""
+    faces = []
+    for det in models.find_faces(image):
+        points, crop_size = models.landmarks(image, det["box"])
+        faces.append({"box": det["box"], "landmarks": points,
+                      "embedding": models.embed_landmarks(image, points, crop_size)})
+    return faces
+
+
+@pytest.fixture(scope="module")
+def unfused(models):
+    """The same networks, the recognition net run as loaded (scale layers not folded)."""
+    return FaceModels(detector=models.detector, landmark_net=models.landmark_net,
+                      recognition_net=models.recognition_net, fuse=False)
+
+
+def test_batched_detect_many_equals_the_face_by_face_unfused_path(models, unfused, model_dir):
+    names = ["astronaut", "sample1", "grace_hopper", "astronaut_flipped_384"]
+    photos = [helpers.photo(name, model_dir) for name in names]
+    photos = [p for p in photos if p is not None]
+    for batch_size in (1, 3):
+        results = models.detect_many(photos, embeddings=True, batch_size=batch_size)
+        assert len(results) == len(photos)
+        for image, faces in zip(photos, results):
+            expected = plain_detect(unfused, image)
+            assert len(faces) == len(expected) > 0
+            for ours, theirs in zip(faces, expected):
+                assert ours["box"] == theirs["box"]
+                assert np.abs(np.array(ours["landmarks"]) - theirs["landmarks"]).max() <= 1e-3
+                assert np.linalg.norm(ours["embedding"] - theirs["embedding"]) <= 1e-5
+    assert sum(len(f) for f in results) >= len(photos) + 2      # sample1's three faces went through together
+
+
+@pytest.mark.parametrize("name", sorted(helpers.reference()["photos"]))
+def test_detect_many_matches_face_api(name, models, model_dir):
+    ref, image, tolerances = reference_photo(helpers.DETECT_REFERENCE, name, model_dir)
+    [faces, again] = models.detect_many([image, image], embeddings=True, batch_size=2)
+    check_faces(faces, ref["faces"], tolerances)
+    check_faces(again, ref["faces"], tolerances)
+
+
+def test_fused_and_unfused_recognition_agree_and_share_the_model_id(models, unfused):
+    crop = helpers.photo("astronaut")[70:190, 160:280]
+    assert np.linalg.norm(models.embed_crop(crop) - unfused.embed_crop(crop)) <= 1e-5
+    assert models.embedding_id == unfused.embedding_id
+    assert unfused.fast_recognition_net is unfused.recognition_net is models.recognition_net
+    assert models.fast_recognition_net is not models.recognition_net
+    np.testing.assert_allclose(models.embed_crops([crop, crop[::-1]]),
+                               np.stack([unfused.embed_crop(crop), unfused.embed_crop(crop[::-1])]), atol=1e-5)
+    assert models.embed_crops([]).shape == (0, 128)
+
+
+def test_embed_images_takes_each_photos_largest_face(models, model_dir, tmp_path):
+    astronaut, grace = helpers.photo("astronaut"), helpers.photo("grace_hopper")
+    from PIL import Image
+    Image.fromarray(grace).save(tmp_path / "grace.png")
+    vectors, chosen, found = models.embed_images([astronaut, tmp_path / "grace.png", astronaut], batch_size=2,
+                                                 return_faces=True)
+    assert vectors.shape == (3, 128) and vectors.dtype == np.float32 and found == [1, 1, 1]
+    np.testing.assert_allclose(vectors[0], face.embed(astronaut), atol=1e-5)
+    np.testing.assert_allclose(vectors[1], face.embed(grace), atol=1e-5)
+    np.testing.assert_allclose(vectors[0], vectors[2], atol=1e-6)      # batch position: rounding only
+    np.testing.assert_allclose(face.embed_images([astronaut]), vectors[:1], atol=1e-6)
+    sample = helpers.photo("sample1", model_dir)
+    if sample is not None:      # three faces: the largest, as embed() chooses it
+        np.testing.assert_allclose(models.embed_images(sample), face.embed(sample)[None], atol=1e-5)
+    # a smaller detector input (enrolment of portraits): the same person, a nearby descriptor
+    small = models.embed_images([astronaut], input_size=224)
+    assert 0 < np.linalg.norm(small[0] - vectors[0]) < 0.2
+
+
+def test_embed_images_errors_name_the_photo(models, tmp_path):
+    blank = np.full((120, 90, 3), 128, np.uint8)
+    with pytest.raises(NoFaceError, match="no face found in image 1 \\(detector input 416"):
+        models.embed_images([helpers.photo("astronaut"), blank])
+    from PIL import Image
+    Image.fromarray(blank).save(tmp_path / "blank.png")
+    with pytest.raises(NoFaceError, match="image 0 \\(.*blank.png\\)"):
+        models.embed_images(tmp_path / "blank.png")
+    for bad in (0, 2.5, True):
+        with pytest.raises(StridedError, match=f"batch_size must be a positive integer.*received batch_size={bad!r}"):
+            models.embed_images([blank], batch_size=bad)
+    assert models.embed_images([]).shape == (0, 128) and models.detect_many([]) == []
+
+
+def test_largest_only_runs_the_nets_on_the_largest_face_alone(models, model_dir):
+    sample = helpers.photo("sample1", model_dir)
+    if sample is None:
+        pytest.skip("face-api's demo photo sample1 is not installed")
+    every = models.detect(sample, embeddings=True)
+    [[largest], [alone]] = models.detect_many([sample, helpers.photo("astronaut")], embeddings=True,
+                                              largest_only=True)
+    expected = max(every, key=lambda f: (f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]))
+    assert largest["faces_found"] == len(every) == 3 and alone["faces_found"] == 1
+    assert largest["box"] == expected["box"] and expected is not every[0]
+    np.testing.assert_allclose(largest["landmarks"], expected["landmarks"], atol=1e-3)
+    np.testing.assert_allclose(largest["embedding"], expected["embedding"], atol=1e-5)

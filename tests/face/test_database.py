@@ -327,3 +327,25 @@ def test_enroll_images_with_an_embed_callable(tmp_path):
         other.enroll_images("Bob", images)
     assert other.enroll_images("Bob", images, embed=embed) == 3
     assert "people=2" in repr(other)
+
+
+def test_enroll_images_with_a_batched_embedder(tmp_path):
+    class Batched:                       # stands in for strided.face.FaceModels
+        def __init__(self):
+            self.calls = []
+
+        def embed_images(self, images, batch_size=8):
+            self.calls.append((len(images), batch_size))
+            return np.stack([np.asarray(image, np.float32).mean(axis=(0, 1)) for image in images])
+
+    rng = np.random.default_rng(1)
+    images = [rng.random((5, 5, 3)) for _ in range(5)]
+    embedder = Batched()
+    db = FaceDatabase(tmp_path / "db", model_id=MODEL, embed=embedder)
+    assert db.enroll_images("Ada", images, batch_size=2) == 5 and embedder.calls == [(5, 2)]
+    assert db.enroll_images("Ada", images[0]) == 6 and embedder.calls[-1] == (1, 8)
+    np.testing.assert_allclose(db.embeddings("Ada"), [im.mean(axis=(0, 1)) for im in images + images[:1]], rtol=1e-6)
+    with pytest.raises(FaceDatabaseError, match="received no images"):
+        db.enroll_images("Ada", [])
+    with pytest.raises(FaceDatabaseError, match="needs an embed.*received 3"):
+        db.enroll_images("Ada", images, embed=3)

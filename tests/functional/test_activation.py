@@ -127,3 +127,17 @@ def test_clip_needs_a_bound():
         F.clip(sd.tensor(np.zeros(3)))
     with pytest.raises(ValueError, match="low=nan"):
         F.clip(sd.tensor(np.zeros(3)), float("nan"), 1.0)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.10000000149011612, 0.5, 1.0, 1.5, -0.2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_leaky_relu_without_graph_equals_the_recorded_forward_bit_for_bit(slope, dtype):
+    x = np.random.default_rng(3).normal(size=(4, 5, 6)).astype(dtype) * 10
+    x[0, 0, :4] = [0.0, -0.0, np.nan, -np.inf]
+    with np.errstate(invalid="ignore"):                  # -inf * 0 is nan on both paths
+        recorded = F.leaky_relu(sd.tensor(x, requires_grad=True), slope).data
+        with sd.no_grad():
+            fast = F.leaky_relu(sd.tensor(x), slope).data
+    np.testing.assert_array_equal(fast, recorded)
+    assert fast.dtype == dtype and np.array_equal(np.signbit(fast), np.signbit(recorded))
+    np.testing.assert_array_equal(recorded[1:], np.where(x[1:] > 0, x[1:], x[1:] * dtype(slope)))

@@ -18,8 +18,9 @@ import faceapi_helpers as helpers  # noqa: E402
 
 import strided as sd  # noqa: E402
 from strided.errors import ModelFileError  # noqa: E402
-from strided.models.face_recognition import (FaceRecognitionNet, ResidualBlock, load_face_recognition_net,  # noqa: E402
-                                             preprocess, recognition_tfjs_to_state_dict)
+from strided.models.face_recognition import (ConvScale, FaceRecognitionNet, ResidualBlock,  # noqa: E402
+                                             fuse_recognition_net, load_face_recognition_net, preprocess,
+                                             recognition_tfjs_to_state_dict)
 
 # observed: 8e-7 (descriptor norms ~1.3), float32 rounding of two convolution orders
 DESCRIPTOR_TOL = 1e-5
@@ -48,6 +49,25 @@ def test_network_matches_torch_twin_real_weights_on_a_face(model_dir):
     x = preprocess(helpers.photo("astronaut")[70:190, 160:280])
     ours, theirs = strided_forward(weights, x), helpers.torch_recognition_twin(weights)(x)
     assert np.abs(ours - theirs).max() <= 1e-4 * np.abs(theirs).max()
+
+
+def test_fused_net_equals_the_plain_net_and_leaves_it_untouched():
+    weights = helpers.random_weight_map(helpers.recognition_shapes(), seed=8)
+    net = FaceRecognitionNet()
+    net.load_state_dict(recognition_tfjs_to_state_dict(weights))
+    before = {k: v.copy() for k, v in net.state_dict().items()}
+    fused = fuse_recognition_net(net)
+    x = np.random.default_rng(2).normal(size=(3, 150, 150, 3)).astype(np.float32)
+    with sd.no_grad():
+        plain, fast = net.eval()(sd.tensor(x)).data, fused(sd.tensor(x)).data
+    assert np.abs(fast - plain).max() <= 1e-5 * np.abs(plain).max()
+    assert all(np.array_equal(v, net.state_dict()[k]) for k, v in before.items())    # the original is intact
+    convs = [m for m in fused.modules() if isinstance(m, ConvScale)]
+    assert len(convs) == 29 and all(isinstance(m.scale, sd.nn.Identity) for m in convs)
+    assert sum(m.conv.activation == "relu" for m in convs) == 15          # conv32_down and each conv1
+    assert fuse_recognition_net(fused) is not fused                        # fusing twice changes nothing
+    with sd.no_grad():
+        np.testing.assert_array_equal(fuse_recognition_net(fused)(sd.tensor(x)).data, fast)
 
 
 @pytest.mark.parametrize("size,channels", [(8, (128, 256)), (7, (32, 64)), (4, (256, 256))])

@@ -170,12 +170,38 @@ def test_resize_half_pixel_hand_computed():
                                [10 / 6, 15, 170 / 6], rtol=1e-6)
 
 
-def test_resize_computes_in_float64_then_rounds_once():
+def test_resize_float64_compute_rounds_once_as_tfjs():
     img = np.array([[16777216.0, 16777218.0]], np.float32).reshape(1, 2, 1)   # 2**24, 2**24 + 2
-    # the midpoint 2**24 + 1 is not a float32: one rounding (to even) gives 2**24
-    out = resize_bilinear(img, (1, 4))
+    # TF.js blends in doubles: the midpoint 2**24 + 1 is exact there, then rounded once to float32
+    out = resize_bilinear(img, (1, 4), compute_dtype=np.float64)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out[0, :, 0], np.array([2**24, 2**24 + 1, 2**24 + 2, 2**24 + 2], np.float32))
+
+
+@pytest.mark.parametrize("shape, size", [((37, 53, 3), (416, 416)), ((200, 120, 3), (112, 112)),
+                                         ((2, 9, 7, 3), (5, 11))])
+def test_resize_float32_compute_is_float64_up_to_float32_rounding(shape, size):
+    x = np.random.default_rng(5).integers(0, 256, size=shape).astype(np.uint8)
+    fast = resize_bilinear(x, size)
+    exact = resize_bilinear(x, size, compute_dtype=np.float64)
+    assert fast.dtype == exact.dtype == np.float32
+    # three float32 roundings of values <= 255: a few ulps of 255 at most
+    np.testing.assert_allclose(fast, exact, rtol=0, atol=255 * 4 * np.finfo(np.float32).eps)
+    assert np.any(fast != exact) or x.shape[-3:-1] == size   # really a different arithmetic
+    with pytest.raises(ValueError, match="compute_dtype"):
+        resize_bilinear(x, size, compute_dtype=np.float16)
+
+
+@pytest.mark.parametrize("shape, center", [((20, 33, 3), False), ((20, 33, 3), True), ((45, 18, 3), False),
+                                           ((45, 18, 3), True), ((31, 31, 3), True), ((7, 200, 3), True)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_to_net_input_without_the_padded_copy_equals_pad_then_resize(shape, center, dtype):
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 256, size=shape).astype(dtype) + (rng.uniform(size=shape) if dtype == np.float64 else 0)
+    for size in (16, 112, max(shape[:2])):
+        expected = resize_bilinear(pad_to_square(img, center), size) if size != max(shape[:2]) \
+            else pad_to_square(img, center)
+        np.testing.assert_array_equal(to_net_input(img, size, center)[0], expected)
 
 
 def _torch_resize(x, size, align_corners):
@@ -210,6 +236,10 @@ def test_to_net_input_pads_then_resizes():
     padded = np.zeros((32, 32, 3)); padded[:20] = img
     np.testing.assert_array_equal(out[0], padded[::2, ::2])   # 32 -> 16 legacy: every other pixel exactly
     np.testing.assert_array_equal(to_net_input(img[:16, :16], 16)[0], img[:16, :16])  # no resize at size
+    square = np.ones((16, 16, 3), np.float32)
+    out = to_net_input(square, 16)
+    out -= 1                                                  # callers normalise in place
+    assert not np.shares_memory(out, square) and square.min() == 1
 
 
 def test_pad_keeps_dtype_on_request_and_float_input_is_rounded_to_float32_first():
@@ -221,4 +251,6 @@ def test_pad_keeps_dtype_on_request_and_float_input_is_rounded_to_float32_first(
     out = to_net_input(x, 32)
     assert out.dtype == np.float32
     np.testing.assert_array_equal(out[0], resize_bilinear(x.astype(np.float32), 32))
-    assert np.any(out[0] != resize_bilinear(x, 32))        # rounding first does change some values
+    exact = to_net_input(x, 32, compute_dtype=np.float64)    # TF.js' double arithmetic after the rounding
+    np.testing.assert_array_equal(exact[0], resize_bilinear(x.astype(np.float32), 32, compute_dtype=np.float64))
+    assert np.any(exact[0] != resize_bilinear(x, 32, compute_dtype=np.float64))  # rounding first changes some

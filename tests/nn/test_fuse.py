@@ -88,6 +88,20 @@ def test_fold_batch_norm_formula_against_the_ops():
     np.testing.assert_allclose(F.conv2d(x, w3, b3, padding=1).data, expected0, rtol=1e-12, atol=1e-12)
 
 
+def test_fold_affine_formula_against_the_ops():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 6, 5, 3))
+    w, b = rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
+    scale, shift = rng.uniform(-2, 2, 4), rng.standard_normal(4)
+    w2, b2 = nn.fold_affine(w, b, scale, shift)
+    expected = F.conv2d(x, w, b, padding=1).data * scale + shift
+    np.testing.assert_allclose(F.conv2d(x, w2, b2, padding=1).data, expected, rtol=1e-12, atol=1e-12)
+    w3, b3 = nn.fold_affine(w.astype(np.float32), None, scale, shift)       # dtype kept, no bias = zero
+    assert w3.dtype == b3.dtype == np.float32
+    expected = F.conv2d(x, w, None, padding=1).data * scale + shift
+    np.testing.assert_allclose(F.conv2d(x.astype(np.float32), w3, b3, padding=1).data, expected, rtol=1e-5, atol=1e-5)
+
+
 class Tapped(nn.Module):
     """conv1 -> bn1 -> relu, but conv1's output is also added back: bn1 must not be folded."""
 

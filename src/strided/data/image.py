@@ -151,6 +151,10 @@ def read_image(path, grayscale: bool = False, background=(255, 255, 255),
     if bg.size not in (1, 3) or not np.all((bg >= 0) & (bg <= 1)):
         raise ValueError(f"background must be an RGB triple of 0..255 values, received background={background!r}")
     with _open(path, allow_large) as img:
+        if img.mode == ("L" if grayscale else "RGB") and "transparency" not in img.info:
+            # 8-bit pixels already: the float round trip below would give them back unchanged
+            pixels = np.array(img, dtype=np.uint8)
+            return pixels[..., None] if grayscale else pixels
         colour, alpha = _to_float_channels(img, path)
     if alpha is not None:
         if colour.shape[-1] == 1:

@@ -85,8 +85,10 @@ def preprocess(image, input_size: int = DEFAULT_INPUT_SIZE) -> np.ndarray:
     pad bottom/right with zeros to a square, resize (legacy bilinear), subtract the mean RGB,
     divide by 255 (each step in float32, as TF.js)."""
     image = _check_image(image)
-    x = to_net_input(image, input_size, center=False)
-    return (x - np.asarray(TINY_FACE_MEAN_RGB, np.float32)) / np.float32(255)
+    x = to_net_input(image, input_size, center=False)       # a new array: normalised in place
+    x -= np.asarray(TINY_FACE_MEAN_RGB, np.float32)
+    x /= np.float32(255)
+    return x
 
 
 def decode(raw, image_shape, input_size: int = DEFAULT_INPUT_SIZE,

@@ -8,7 +8,7 @@ descriptor, ported exactly (:mod:`strided.face.api`, :mod:`strided.face.align`).
 """
 from .align import align_box, crop_face, extract_faces, landmark_box
 from .api import (DEFAULT_THRESHOLD, FaceModels, NoFaceError, default_models, detect, distance, embed,
-                  load_image, verify)
+                  embed_images, load_image, verify)
 from .database import (UNKNOWN, DatabaseCorrupted, FaceDatabase, FaceDatabaseError, Match, ModelMismatch,
                        UnknownPerson)
 from .evaluation import (equal_error_rate, evaluate_pairs, kfold_accuracy, n_way_one_shot_accuracy, read_lfw_pairs,
@@ -16,7 +16,7 @@ from .evaluation import (equal_error_rate, evaluate_pairs, kfold_accuracy, n_way
 from .losses import (SiameseHead, batch_all_triplet_loss, batch_contrastive_loss, batch_hard_triplet_loss,
                      contrastive_loss, semi_hard_triplet_loss, triplet_loss)
 
-__all__ = ["detect", "embed", "distance", "verify", "FaceModels", "default_models", "NoFaceError",
+__all__ = ["detect", "embed", "embed_images", "distance", "verify", "FaceModels", "default_models", "NoFaceError",
            "DEFAULT_THRESHOLD", "load_image", "align_box", "crop_face", "extract_faces", "landmark_box",
            "FaceDatabase", "Match", "UNKNOWN", "FaceDatabaseError", "DatabaseCorrupted", "ModelMismatch",
            "UnknownPerson", "roc_curve", "equal_error_rate", "tar_at_far", "kfold_accuracy", "verification_report",

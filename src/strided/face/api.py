@@ -42,8 +42,8 @@ from ..models import face_landmarks, face_recognition
 from ..tensor import Tensor, no_grad
 from .align import align_box, crop_face, crop_rect, landmarks_to_image
 
-__all__ = ["DEFAULT_THRESHOLD", "METRICS", "NoFaceError", "FaceModels", "default_models", "load_image",
-           "detect", "embed", "distance", "verify"]
+__all__ = ["DEFAULT_THRESHOLD", "METRICS", "NET_BATCH", "NoFaceError", "FaceModels", "default_models", "load_image",
+           "detect", "embed", "embed_images", "distance", "verify", "face_area"]
 
 DEFAULT_THRESHOLD = 0.6          # dlib's / face-api's Euclidean threshold for these descriptors
 METRICS = ("euclidean", "cosine")
@@ -77,7 +77,8 @@ def _face_dict(box, score, landmarks=None, crop_size=None) -> dict:
     return face
 
 
-def _area(face) -> float:
+def face_area(face) -> float:
+    """The area of a face's ``"box"`` ``[x1, y1, x2, y2]``: "the largest face" is the largest box."""
     x1, y1, x2, y2 = face["box"]
     return (x2 - x1) * (y2 - y1)
 
@@ -93,11 +94,23 @@ class FaceModels:
     :class:`~strided.detect.tiny_face.TinyFaceDetector`, a
     :class:`~strided.models.face_landmarks.FaceLandmark68Net`, a
     :class:`~strided.models.face_recognition.FaceRecognitionNet`) instead of loading them.
+    ``fuse``: run the recognition net with its scale layers folded into the convolutions
+    (:func:`~strided.models.face_recognition.fuse_recognition_net`; the same descriptors up to
+    float32 rounding, ``False`` runs the net as loaded).  ``fast_recognition_net`` is the one
+    that runs; ``recognition_net`` keeps the weights as loaded (they name the model).
+
+    **Speed.** The landmark and recognition nets run on all the faces of a photo at once (in
+    batches of :data:`NET_BATCH`), and :meth:`detect_many` / :meth:`embed_images` pool the faces
+    of ``batch_size`` photos into the same batches; the detector runs photo by photo (a batch of
+    416 x 416 maps outgrows the CPU caches and is slower per photo).  A smaller ``input_size``
+    (e.g. 224 or 320 for portraits, where the face fills the photo) makes the detector, the
+    largest part of the work, 2-3x faster; the boxes, and so the landmarks and descriptors,
+    then differ a little from face-api's at 416.
     """
 
     def __init__(self, model_dir=None, tiny_landmarks: bool = False, input_size: int = DEFAULT_INPUT_SIZE,
                  score_threshold: float = DEFAULT_SCORE_THRESHOLD, detector=None, landmark_net=None,
-                 recognition_net=None):
+                 recognition_net=None, fuse: bool = True):
         if model_dir is None and None in (detector, landmark_net, recognition_net):
             from ..models.faceapi import find_faceapi_models
             model_dir = find_faceapi_models()
@@ -112,6 +125,13 @@ class FaceModels:
         self.recognition_net = (face_recognition.load_face_recognition_net(self.model_dir)
                                 if recognition_net is None else recognition_net.eval())
         self.tiny_landmarks = bool(getattr(self.landmark_net, "tiny", tiny_landmarks))
+        self.fuse = bool(fuse)
+        # what runs: the recognition net with its scale layers folded in (its own weights, untouched,
+        # still name the model in embedding_id); a net of another kind (a twin) runs as given
+        self.fast_recognition_net = (face_recognition.fuse_recognition_net(self.recognition_net)
+                                     if self.fuse and isinstance(self.recognition_net,
+                                                                 face_recognition.FaceRecognitionNet)
+                                     else self.recognition_net)
         self._embedding_id = None
 
     def __repr__(self):
@@ -135,6 +155,33 @@ class FaceModels:
         """The detector alone: ``[{"box": [x1, y1, x2, y2], "score", ...}]``, highest score first."""
         return self.detector.detect(load_image(image), input_size, score_threshold)
 
+    def _landmarks_of(self, jobs) -> list:
+        """``[(points, (w, h))]`` for ``jobs`` ``[(uint8 image, box)]``, batched."""
+        crops = [crop_face(image, box)[0] for image, box in jobs]
+        raw = _run_batched(self.landmark_net, [face_landmarks.preprocess(crop) for crop in crops])
+        out = []
+        for (_, box), crop, row in zip(jobs, crops, raw):
+            relative = face_landmarks.postprocess(row, crop.shape)
+            h, w = crop.shape[:2]
+            out.append((landmarks_to_image(relative, (w, h), box[:2]), (w, h)))
+        return out
+
+    def embed_crops(self, crops) -> np.ndarray:
+        """:meth:`embed_crop` of several crops, the recognition net run on all of them at once
+        (batches of :data:`NET_BATCH`): ``(n, 128)`` float32."""
+        crops = [load_image(crop, "crop") for crop in crops]
+        if not crops:
+            return np.zeros((0, face_recognition.DESCRIPTOR_SIZE), np.float32)
+        return _run_batched(self.fast_recognition_net,
+                            [face_recognition.preprocess(crop) for crop in crops]).astype(np.float32)
+
+    def _aligned_crop(self, image, landmarks, crop_size=None) -> np.ndarray:
+        box = align_box(landmarks, crop_size)
+        x, y, w, h = crop_rect(box, image.shape)
+        if w <= 0 or h <= 0:
+            raise NoFaceError(f"the aligned face box {box} has no pixel inside the image of shape {image.shape[:2]}")
+        return image[y:y + h, x:x + w]
+
     def landmarks(self, image, box) -> tuple:
         """``(points, crop_size)``: the 68 ``(x, y)`` landmarks (float64, image pixels) of the face in
         ``box`` ``[x1, y1, x2, y2]`` and the ``(w, h)`` of the crop the net saw."""
@@ -150,17 +197,14 @@ class FaceModels:
         ``computeFaceDescriptor(image)``: centred square, resized to 150), e.g. a pre-aligned photo."""
         crop = load_image(crop, "crop")
         with no_grad():
-            return self.recognition_net(Tensor(face_recognition.preprocess(crop))).data[0].astype(np.float32)
+            out = self.fast_recognition_net(Tensor(face_recognition.preprocess(crop))).data
+        return out[0].astype(np.float32)
 
     def embed_landmarks(self, image, landmarks, crop_size=None) -> np.ndarray:
         """The descriptor ``(128,)`` float32 of the face with these 68 landmarks: the crop of
         :func:`strided.face.align.align_box`, then the recognition net."""
         image = load_image(image)
-        box = align_box(landmarks, crop_size)
-        x, y, w, h = crop_rect(box, image.shape)
-        if w <= 0 or h <= 0:
-            raise NoFaceError(f"the aligned face box {box} has no pixel inside the image of shape {image.shape[:2]}")
-        return self.embed_crop(image[y:y + h, x:x + w])
+        return self.embed_crop(self._aligned_crop(image, landmarks, crop_size))
 
     # ----------------------------------------------------------------------------- verbs
     def detect(self, image, input_size: int | None = None, score_threshold: float | None = None,
@@ -170,21 +214,77 @@ class FaceModels:
         clipped), plus ``"embedding"`` (a ``(128,)`` float32 array) when ``embeddings``.
         ``landmarks=False`` (and no ``embeddings``) returns boxes and scores only.  A box with no
         pixel inside the image is dropped (face-api drops it too)."""
-        image = load_image(image)
-        faces = []
-        for det in self.find_faces(image, input_size, score_threshold):
-            if not (landmarks or embeddings):
-                faces.append(_face_dict(det["box"], det["score"]))
-                continue
-            _, _, w, h = crop_rect(det["box"], image.shape)
-            if w <= 0 or h <= 0:
-                continue
-            points, crop_size = self.landmarks(image, det["box"])
-            face = _face_dict(det["box"], det["score"], points, crop_size)
-            if embeddings:
-                face["embedding"] = self.embed_landmarks(image, points, crop_size)
-            faces.append(face)
-        return faces
+        return self.detect_many([image], input_size, score_threshold, landmarks, embeddings)[0]
+
+    def detect_many(self, images, input_size: int | None = None, score_threshold: float | None = None,
+                    landmarks: bool = True, embeddings: bool = False, batch_size: int = 8,
+                    largest_only: bool = False) -> list:
+        """:meth:`detect` of each photo of ``images`` (paths or arrays): a list of face lists, in order.
+
+        The faces of ``batch_size`` photos at a time go through the landmark and recognition nets
+        together (batches of :data:`NET_BATCH`), so many photos are faster than one by one; the
+        results are :meth:`detect`'s up to float32 rounding.  Photos are read ``batch_size`` at a
+        time (memory).  ``largest_only=True``: only the largest face of each photo (box area, as
+        :meth:`embed` chooses) goes through the landmark and recognition nets; each list then
+        holds that one face, with ``"faces_found"`` (how many the detector found), or nothing."""
+        batch_size = _check_batch_size(batch_size)
+        images = _as_image_list(images)
+        results = []
+        for start in range(0, len(images), batch_size):
+            results += self._detect_chunk(images[start:start + batch_size], input_size, score_threshold,
+                                          landmarks, embeddings, largest_only)
+        return results
+
+    def _detect_chunk(self, images, input_size, score_threshold, landmarks, embeddings, largest_only) -> list:
+        pixels = [load_image(image, _image_name(image, i)) for i, image in enumerate(images)]
+        found = [self.find_faces(image, input_size, score_threshold) for image in pixels]
+        if not (landmarks or embeddings):
+            return [[_face_dict(det["box"], det["score"]) for det in dets] for dets in found]
+        # face-api drops boxes with no pixel inside the image
+        found = [[det for det in dets if min(crop_rect(det["box"], image.shape)[2:]) > 0]
+                 for image, dets in zip(pixels, found)]
+        counts = [len(dets) for dets in found]
+        if largest_only:
+            found = [[max(dets, key=face_area)] if dets else [] for dets in found]
+        jobs = [(i, det) for i, dets in enumerate(found) for det in dets]
+        points = self._landmarks_of([(pixels[i], det["box"]) for i, det in jobs])
+        faces = [_face_dict(det["box"], det["score"], p, size) for (_, det), (p, size) in zip(jobs, points)]
+        if embeddings:
+            crops = [self._aligned_crop(pixels[i], p, size) for (i, _), (p, size) in zip(jobs, points)]
+            for face, vector in zip(faces, self.embed_crops(crops)):
+                face["embedding"] = vector
+        results = [[] for _ in pixels]
+        for (i, _), face in zip(jobs, faces):
+            if largest_only:
+                face["faces_found"] = counts[i]
+            results[i].append(face)
+        return results
+
+    def embed_images(self, images, input_size: int | None = None, score_threshold: float | None = None,
+                     batch_size: int = 8, return_faces: bool = False):
+        """The descriptor of **the largest face** of each photo, ``(n, 128)`` float32, computed in
+        batches (:meth:`detect_many`): what enrolling many photos needs.  Raises
+        :class:`NoFaceError` naming the first photo without a face.  ``input_size``: the detector's
+        (a multiple of 32, 128..608 in face-api's options; default this object's, 416); smaller
+        is faster for portraits.  Only each photo's largest face goes through the landmark and
+        recognition nets.  ``return_faces=True`` returns ``(descriptors, chosen faces, faces found
+        per photo)``."""
+        images = _as_image_list(images)
+        all_faces = self.detect_many(images, input_size, score_threshold, embeddings=True, batch_size=batch_size,
+                                     largest_only=True)
+        chosen = []
+        for index, (image, faces) in enumerate(zip(images, all_faces)):
+            if not faces:
+                size = self.detector.input_size if input_size is None else input_size
+                threshold = self.detector.score_threshold if score_threshold is None else score_threshold
+                raise NoFaceError(f"no face found in {_image_name(image, index)} (detector input {size}, "
+                                  f"score > {threshold})")
+            chosen.append(faces[0])
+        vectors = np.stack([face["embedding"] for face in chosen]) if chosen else \
+            np.zeros((0, face_recognition.DESCRIPTOR_SIZE), np.float32)
+        if return_faces:
+            return vectors, chosen, [face["faces_found"] for face in chosen]
+        return vectors
 
     def choose_face(self, image, face=None, name: str = "image") -> tuple:
         """``(face, faces_found)``: ``face`` as given (a dict from :meth:`detect`, or a box
@@ -192,11 +292,12 @@ class FaceModels:
         :class:`NoFaceError` when there is none."""
         image = load_image(image, name)
         if face is None:
-            faces = self.detect(image)
+            [faces] = self.detect_many([image], largest_only=True)     # landmarks of the largest face only
             if not faces:
                 raise NoFaceError(f"no face found in {name} (shape {image.shape[:2]}, detector input "
                                   f"{self.detector.input_size}, score > {self.detector.score_threshold})")
-            return max(faces, key=_area), len(faces)
+            found = faces[0].pop("faces_found")
+            return faces[0], found
         if isinstance(face, dict):
             if "box" not in face:
                 raise StridedError(f"face must be a dict with a 'box' (from detect) or a box [x1, y1, x2, y2], "
@@ -242,6 +343,37 @@ class FaceModels:
                 "faces": chosen}
 
 
+NET_BATCH = 16      # faces per forward pass of the landmark / recognition nets (32 gains nothing more)
+
+
+def _run_batched(net, inputs) -> np.ndarray:
+    """``net`` on the ``(1, S, S, 3)`` arrays of ``inputs`` stacked, :data:`NET_BATCH` at a time:
+    the outputs' rows, in order."""
+    outputs = []
+    with no_grad():
+        for start in range(0, len(inputs), NET_BATCH):
+            outputs.append(np.asarray(net(Tensor(np.concatenate(inputs[start:start + NET_BATCH]))).data))
+    return np.concatenate(outputs) if outputs else np.zeros((0,), np.float32)
+
+
+def _check_batch_size(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise StridedError(f"batch_size must be a positive integer (photos per batch), received "
+                           f"batch_size={batch_size!r}")
+    return int(batch_size)
+
+
+def _as_image_list(images) -> list:
+    """One photo (a path or an ``(H, W, 3)`` array) or a sequence of them -> a list."""
+    if isinstance(images, (str, Path)) or (isinstance(images, np.ndarray) and images.ndim == 3):
+        return [images]
+    return list(images)
+
+
+def _image_name(image, index: int) -> str:
+    return f"image {index}" + (f" ({image})" if isinstance(image, (str, Path)) else "")
+
+
 def _check_threshold(threshold) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not np.isfinite(threshold) \
             or threshold <= 0:
@@ -274,6 +406,13 @@ def detect(image, input_size: int | None = None, score_threshold: float | None =
     ``embeddings=True`` adds each face's ``"embedding"`` ((128,) float32).  See
     :meth:`FaceModels.detect`."""
     return (models or default_models()).detect(image, input_size, score_threshold, landmarks, embeddings)
+
+
+def embed_images(images, input_size: int | None = None, batch_size: int = 8,
+                 models: FaceModels | None = None) -> np.ndarray:
+    """The descriptors ``(n, 128)`` of the largest face of each photo, computed in batches of
+    ``batch_size`` photos: the fast way to enroll many photos (:meth:`FaceModels.embed_images`)."""
+    return (models or default_models()).embed_images(images, input_size, batch_size=batch_size)
 
 
 def embed(image, face=None, models: FaceModels | None = None) -> np.ndarray:

@@ -62,8 +62,10 @@ def face_net_input(crop, input_size: int) -> np.ndarray:
     crop = np.asarray(crop)
     if crop.ndim != 3 or crop.shape[-1] != 3 or crop.shape[0] < 1 or crop.shape[1] < 1:
         raise ValueError(f"a face crop must be a non-empty (h, w, 3) image, received shape {crop.shape}")
-    x = to_net_input(crop, input_size, center=True)
-    return (x - np.asarray(FACE_MEAN_RGB, np.float32)) / np.float32(255)
+    x = to_net_input(crop, input_size, center=True)         # a new array: normalised in place
+    x -= np.asarray(FACE_MEAN_RGB, np.float32)
+    x /= np.float32(255)
+    return x
 
 
 def preprocess(crop) -> np.ndarray:

@@ -35,6 +35,7 @@ threshold).  5,614,592 parameters (``face_recognition_model.bin``, mostly uint8-
 """
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 
 import numpy as np
@@ -46,7 +47,8 @@ from .face_landmarks import face_net_input
 from .faceapi import load_faceapi_net
 
 __all__ = ["RECOGNITION_INPUT_SIZE", "DESCRIPTOR_SIZE", "ScaleLayer", "ConvScale", "ResidualBlock",
-           "FaceRecognitionNet", "preprocess", "recognition_tfjs_to_state_dict", "load_face_recognition_net"]
+           "FaceRecognitionNet", "fuse_recognition_net", "preprocess", "recognition_tfjs_to_state_dict",
+           "load_face_recognition_net"]
 
 RECOGNITION_INPUT_SIZE = 150
 DESCRIPTOR_SIZE = 128
@@ -99,7 +101,8 @@ class ConvScale(nn.Module):
 
     def forward(self, x):
         out = self.scale(self.conv(x))
-        return F.relu(out) if self.relu else out
+        # after fuse_recognition_net the scale is folded in and the conv applies the relu itself
+        return F.relu(out) if self.relu and self.conv.activation is None else out
 
 
 class ResidualBlock(nn.Module):
@@ -153,6 +156,28 @@ class FaceRecognitionNet(nn.Module):
         for name, *_ in RESIDUAL_BLOCKS:
             x = getattr(self, name)(x)
         return self.fc(x.mean(axis=(1, 2)))
+
+
+def fuse_recognition_net(net: FaceRecognitionNet) -> FaceRecognitionNet:
+    """A copy of ``net`` for inference with every scale layer folded into its convolution
+    (:func:`strided.nn.fold_affine`: ``W' = W * s``, ``b' = b * s + t``) and the relu that follows
+    applied by the convolution in the same pass: two passes over each feature map fewer, the same
+    descriptors up to float32 rounding.  ``net`` is untouched (its weights still name the model,
+    :attr:`strided.face.FaceModels.embedding_id`)."""
+    fused = copy.deepcopy(net).eval()
+    for module in fused.modules():
+        if not isinstance(module, ConvScale) or isinstance(module.scale, nn.Identity):
+            continue
+        conv = module.conv
+        weight, bias = nn.fold_affine(conv.weight.data, None if conv.bias is None else conv.bias.data,
+                                      module.scale.weight.data, module.scale.bias.data)
+        conv.weight = nn.Parameter(weight, requires_grad=False)
+        conv.bias = nn.Parameter(bias, requires_grad=False)
+        conv.use_bias = True
+        module.scale = nn.Identity()
+        if module.relu:
+            conv.activation = "relu"
+    return fused
 
 
 def recognition_tfjs_to_state_dict(weights: dict) -> "OrderedDict[str, np.ndarray]":

@@ -221,7 +221,48 @@ def _source_index(out_size: int, in_size: int, align_corners: bool, half_pixel_c
     return low, high, src - low
 
 
-def resize_bilinear(images, size, align_corners: bool = False, half_pixel_centers: bool = False) -> np.ndarray:
+def _padded_take(x: np.ndarray, index: np.ndarray, axis: int, before: int) -> np.ndarray:
+    """``np.take(padded, index, axis)`` where ``padded`` is ``x`` with zeros put before (``before``
+    of them) and after it along ``axis``, without building ``padded``: indices outside ``x`` give 0."""
+    length = x.shape[axis]
+    shifted = index - before
+    out = np.take(x, np.clip(shifted, 0, length - 1), axis=axis)
+    outside = (shifted < 0) | (shifted >= length)
+    if outside.any():
+        where = [slice(None)] * out.ndim
+        where[axis] = outside
+        out[tuple(where)] = 0
+    return out
+
+
+def _interpolate(x, rows, cols, compute_dtype, row_pad: int = 0, col_pad: int = 0) -> np.ndarray:
+    """The bilinear arithmetic of :func:`resize_bilinear` from the ``(low, high, fraction)`` of
+    :func:`_source_index` for rows and columns; ``row_pad`` / ``col_pad``: zeros before ``x``
+    (the source is ``x`` padded with zeros to cover every index)."""
+    (r0, r1, fy), (c0, c1, fx) = rows, cols
+    dtype = np.dtype(compute_dtype)
+    # gather the rows and columns used in the input's dtype (small), then compute in ``dtype``
+    top_rows, bottom_rows = _padded_take(x, r0, x.ndim - 3, row_pad), _padded_take(x, r1, x.ndim - 3, row_pad)
+    fx, fy = fx.astype(dtype)[:, None], fy.astype(dtype)[:, None, None]
+
+    def blend(rows_):                  # left + (right - left) * fx, in place
+        left = _padded_take(rows_, c0, x.ndim - 2, col_pad).astype(dtype)
+        out = _padded_take(rows_, c1, x.ndim - 2, col_pad).astype(dtype)
+        out -= left
+        out *= fx
+        out += left
+        return out
+
+    top = blend(top_rows)
+    out = blend(bottom_rows)           # top + (bottom - top) * fy
+    out -= top
+    out *= fy
+    out += top
+    return out.astype(np.float32, copy=False)
+
+
+def resize_bilinear(images, size, align_corners: bool = False, half_pixel_centers: bool = False,
+                    compute_dtype=np.float32) -> np.ndarray:
     """Bilinear resize exactly as ``tf.image.resizeBilinear`` (TF.js CPU backend) computes it.
 
     ``images``: ``(H, W, C)`` or ``(N, H, W, C)``, any real dtype; ``size``: ``(new_h, new_w)``
@@ -231,7 +272,11 @@ def resize_bilinear(images, size, align_corners: bool = False, half_pixel_center
         src   = scale * (r + 0.5) - 0.5  if half_pixel_centers  else  scale * r
         r0 = max(0, floor(src)),  r1 = min(H - 1, ceil(src)),  fy = src - r0
         top = x[r0, c0] + (x[r0, c1] - x[r0, c0]) * fx          (bottom likewise with r1)
-        out = top + (bottom - top) * fy                          (in float64, then float32)
+        out = top + (bottom - top) * fy
+
+    The indices and fractions are computed in float64 as TF.js does; the blend in
+    ``compute_dtype``: float32 by default (fast; within float32 rounding of TF.js, which blends
+    in JavaScript doubles), ``np.float64`` for TF.js' exact arithmetic (one rounding at the end).
 
     face-api uses the default, ``align_corners=False, half_pixel_centers=False``: the
     *legacy, asymmetric* mapping ``src = r * H / new_h``, where output pixel 0 is input
@@ -248,31 +293,39 @@ def resize_bilinear(images, size, align_corners: bool = False, half_pixel_center
     new_h, new_w = (size, size) if isinstance(size, (int, np.integer)) else tuple(int(s) for s in size)
     if new_h < 1 or new_w < 1:
         raise ValueError(f"size must be positive, received size={size!r}")
+    if np.dtype(compute_dtype) not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"compute_dtype must be float32 or float64, received compute_dtype={compute_dtype!r}")
     height, width = x.shape[-3:-1]
-    r0, r1, fy = _source_index(new_h, height, align_corners, half_pixel_centers)
-    c0, c1, fx = _source_index(new_w, width, align_corners, half_pixel_centers)
-    # gather the rows and columns used in the input's dtype (small), then compute in float64
-    top_rows, bottom_rows = np.take(x, r0, axis=-3), np.take(x, r1, axis=-3)
-
-    def corners(rows):
-        return np.take(rows, c0, axis=-2).astype(np.float64), np.take(rows, c1, axis=-2).astype(np.float64)
-
-    fx, fy = fx[:, None], fy[:, None, None]
-    top_left, top_right = corners(top_rows)
-    bottom_left, bottom_right = corners(bottom_rows)
-    top = top_left + (top_right - top_left) * fx
-    bottom = bottom_left + (bottom_right - bottom_left) * fx
-    return (top + (bottom - top) * fy).astype(np.float32)
+    return _interpolate(x, _source_index(new_h, height, align_corners, half_pixel_centers),
+                        _source_index(new_w, width, align_corners, half_pixel_centers), compute_dtype)
 
 
-def to_net_input(image, input_size: int, center: bool = False) -> np.ndarray:
+def _square_padding(height: int, width: int, center: bool) -> tuple:
+    """``(rows before, columns before)``: the zeros :func:`pad_to_square` puts before the image."""
+    diff = abs(height - width)
+    before = diff - js_round(diff * 0.5) if center else 0
+    return (before, 0) if height < width else (0, before)
+
+
+def to_net_input(image, input_size: int, center: bool = False, compute_dtype=np.float32) -> np.ndarray:
     """face-api's ``NetInput.toBatchTensor(input_size, center)`` for one ``(H, W, 3)`` image:
     :func:`pad_to_square`, then :func:`resize_bilinear` (legacy mapping) to ``input_size``
     unless already that size; returns float32 ``(1, input_size, input_size, 3)`` in the
-    image's own value range (0..255 for uint8 pixels)."""
-    image = np.asarray(image)
-    # TF.js casts to float32 first; uint8 -> float32 is exact, so uint8 is padded as it is
-    square = pad_to_square(image, center, dtype=None if image.dtype == np.uint8 else np.float32)
-    if square.shape[0] != input_size:
-        return resize_bilinear(square, (input_size, input_size))[None]
-    return square.astype(np.float32)[None]
+    image's own value range (0..255 for uint8 pixels), always a new array (never a view of ``image``).
+
+    The padded square is never built: the resize reads the zeros of the padding where its
+    indices fall outside the image (the same numbers, without a copy of a large photo)."""
+    image = given = np.asarray(image)
+    if image.ndim != 3:
+        raise ValueError(f"to_net_input needs an (H, W, C) image, received shape {image.shape}")
+    # TF.js casts to float32 first; uint8 -> float32 is exact, so uint8 is read as it is
+    if image.dtype != np.uint8:
+        image = image.astype(np.float32, copy=False)
+    height, width = image.shape[:2]
+    size = max(height, width)
+    if size == input_size:
+        square = pad_to_square(image, center)
+        return (square.copy() if np.shares_memory(square, given) else square)[None]
+    index = _source_index(input_size, size, False, False)
+    row_pad, col_pad = _square_padding(height, width, center)
+    return _interpolate(image, index, index, compute_dtype, row_pad, col_pad)[None]

@@ -17,8 +17,9 @@ NHWC, for a 416x416 input (any multiple of 32 works; S = input / 32)::
 A "sep. conv" (``src/tinyYolov2/depthwiseSeparableConv.ts``) pads 1 pixel of zeros on
 every side, applies a 3x3 depthwise filter (no bias), a 1x1 pointwise convolution, adds a
 bias and applies leaky ReLU 0.1; there is no batch normalisation (it was folded into the
-weights).  TF's 'same' max pooling pads the odd pixel at the bottom/right with -inf (for
-stride 1 too: 2x2 windows, one extra row and column).  face-api writes leaky as
+weights).  (strided applies each leaky ReLU after the max pool that follows it: the same
+numbers, as the activation is non-decreasing, for a quarter of the work.)  TF's 'same' max
+pooling pads the odd pixel at the bottom/right with -inf (for stride 1 too: 2x2 windows, one extra row and column).  face-api writes leaky as
 ``relu(x - 0.1x) + 0.1x``, equal to ``max(x, 0.1x)`` up to float rounding.
 
 Each of the 5 anchors of each cell predicts ``(tx, ty, tw, th, to)``; decoding (sigmoid
@@ -59,8 +60,12 @@ class SeparableConvLeaky(nn.Module):
         self.depthwise = nn.DepthwiseConv2d(in_channels, 3, padding=1, bias=False)
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=True)
 
+    def linear(self, x):
+        """The convolutions without the activation: ``pointwise(depthwise(x)) + bias``."""
+        return self.pointwise(self.depthwise(x))
+
     def forward(self, x):
-        return F.leaky_relu(self.pointwise(self.depthwise(x)), LEAKY_SLOPE)
+        return F.leaky_relu(self.linear(x), LEAKY_SLOPE)
 
 
 class TinyFaceDetectorNet(nn.Module):
@@ -81,6 +86,17 @@ class TinyFaceDetectorNet(nn.Module):
         self.conv8 = nn.Conv2d(FILTERS[-1], NUM_ANCHORS * BOX_ENCODING, 1, bias=True)
 
     def forward(self, x):
+        # leaky ReLU is non-decreasing, so it commutes with max pooling: pool(leaky(z)) and
+        # leaky(pool(z)) are the same numbers (and gradients); after the 2x2/2 pool it reads a
+        # quarter of the values.  (face-api's order is leaky then pool, see forward_reference.)
+        x = F.leaky_relu(self.pool(self.conv0(x)), LEAKY_SLOPE)
+        for i in range(1, 5):
+            x = F.leaky_relu(self.pool(getattr(self, f"conv{i}").linear(x)), LEAKY_SLOPE)
+        x = self.pool_stride1(self.conv5(x))
+        return self.conv8(x)
+
+    def forward_reference(self, x):
+        """:meth:`forward` in face-api's order (activation, then pool), the plain path it is tested against."""
         x = self.pool(F.leaky_relu(self.conv0(x), LEAKY_SLOPE))
         for i in range(1, 5):
             x = self.pool(getattr(self, f"conv{i}")(x))

@@ -38,9 +38,21 @@ from ..tensor import Tensor, enable_grad, topological_order
 from .layers import BatchNorm2d, ConvNd, Identity, ReLU, ReLU6
 from .module import Module, Parameter
 
-__all__ = ["fuse", "fold_batch_norm"]
+__all__ = ["fuse", "fold_batch_norm", "fold_affine"]
 
 _ACTIVATIONS = {ReLU: "relu", ReLU6: "relu6"}
+
+
+def fold_affine(weight: np.ndarray, bias: np.ndarray | None, scale, shift) -> tuple:
+    """``(W', b')`` with ``conv(x, W', b') = conv(x, W, b) * scale + shift`` for a per-output-channel
+    affine map (``scale``, ``shift`` of shape ``(C_out,)``; the output-channel axis is the last
+    of ``W``): ``W' = W * scale``, ``b' = b * scale + shift``.  Computed in float64, returned in
+    the weight's dtype.  Eval-mode batch norm is one such map (:func:`fold_batch_norm`)."""
+    b = np.zeros(weight.shape[-1]) if bias is None else np.asarray(bias, np.float64)
+    scale, shift = np.asarray(scale, np.float64), np.asarray(shift, np.float64)
+    new_weight = (np.asarray(weight, np.float64) * scale).astype(weight.dtype)
+    new_bias = (b * scale + shift).astype(weight.dtype)
+    return new_weight, new_bias
 
 
 def fold_batch_norm(weight: np.ndarray, bias: np.ndarray | None, bn: BatchNorm2d) -> tuple:
@@ -48,10 +60,7 @@ def fold_batch_norm(weight: np.ndarray, bias: np.ndarray | None, bn: BatchNorm2d
     docstring); computed in float64, returned in the weight's dtype."""
     scale = np.asarray(bn.gamma.data, np.float64) / np.sqrt(np.asarray(bn.running_var, np.float64) + bn.eps)
     shift = np.asarray(bn.beta.data, np.float64) - np.asarray(bn.running_mean, np.float64) * scale
-    b = np.zeros(weight.shape[-1]) if bias is None else np.asarray(bias, np.float64)
-    new_weight = (np.asarray(weight, np.float64) * scale).astype(weight.dtype)
-    new_bias = (b * scale + shift).astype(weight.dtype)
-    return new_weight, new_bias
+    return fold_affine(weight, bias, scale, shift)
 
 
 def _trace(model: Module, input_shape: tuple, dtype) -> tuple:

@@ -42,7 +42,7 @@ def flipped_astronaut(astronaut) -> np.ndarray:
     mapping, :func:`strided.models.faceapi.resize_bilinear`), rounded to uint8."""
     from strided.models.faceapi import resize_bilinear
     mirrored = np.ascontiguousarray(astronaut[:, ::-1])
-    return np.clip(np.rint(resize_bilinear(mirrored, FLIPPED_SIZE)), 0, 255).astype(np.uint8)
+    return np.clip(np.rint(resize_bilinear(mirrored, FLIPPED_SIZE, compute_dtype=np.float64)), 0, 255).astype(np.uint8)
 
 
 def detection_photos(node_modules: Path) -> dict:
