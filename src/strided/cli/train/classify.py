@@ -7,8 +7,9 @@ checkpoint, ``curves.png``, ``confusion.png``, ``predictions.png``)."""
 from __future__ import annotations
 
 from ..common import build_model, is_transfer, load_data, model_input_size
-from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, CLIError
-from .session import Session, TrainingData, check_model_takes, describe, make_trainer, run_phases
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, CLIError
+from .session import (Session, TrainingData, check_model_takes, describe, make_trainer, run_phases,
+                      was_interrupted, writing_run)
 
 __all__ = ["load_training_data", "make_session", "final_report", "train_classifier"]
 
@@ -114,18 +115,11 @@ def train_classifier(args, run, config, resumed) -> int:
         trainer.resume(resumed.checkpoint)
         print(f"resuming {run} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}")
     print(describe(s))
-    try:
+    with writing_run(run):
         trainer = run_phases(s, trainer, head_resume)
-        if trainer.stop and trainer.stop_reason.startswith("interrupted"):
-            print(f"{trainer.stop_reason}\ncontinue with: strided train --resume {run}")
+        if was_interrupted(trainer, run):
             return EXIT_INTERRUPTED
-        if trainer.stop_reason:
-            print(trainer.stop_reason)
         result, pictures = final_report(s, trainer.history)
-    except OSError as exc:
-        where = exc.filename or run.path
-        raise CLIError(f"cannot write {str(where)!r}: {exc.strerror or exc}. Free some space (or fix the "
-                       f"permission), then continue with `strided train --resume {run}`", EXIT_ERROR) from None
     print(f"test accuracy {result['accuracy']:.2%} (loss {result['loss']:.4f}) on {result['count']:,} images")
     for path in pictures:
         print(f"wrote {path}")

@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..common import build_model, load_data, load_run
-from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, CLIError
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, CLIError
 from .config import DETECTION_DATA
-from .session import Session, TrainingData, describe, make_trainer, run_phases
+from .session import Session, TrainingData, describe, make_trainer, run_phases, was_interrupted, writing_run
 
 __all__ = ["NUM_ANCHORS", "scene_subset", "load_detection_data", "choose_anchors", "make_detection_session",
            "detection_report", "print_detection_result", "train_detection", "evaluate_detection"]
@@ -164,20 +164,13 @@ def train_detection(args, run, config, resumed) -> int:
         print(f"resuming {run} at epoch {trainer.epoch + 1}, batch {trainer.batch_in_epoch}")
     print(describe(s))
     print(f"anchors (grid cells of {YoloTiny.stride} px): {config['anchors']} -- {config['anchors_note']}")
-    try:
+    with writing_run(run):
         trainer = run_phases(s, trainer)
-        if trainer.stop and trainer.stop_reason.startswith("interrupted"):
-            print(f"{trainer.stop_reason}\ncontinue with: strided train --resume {run}")
+        if was_interrupted(trainer, run):
             return EXIT_INTERRUPTED
-        if trainer.stop_reason:
-            print(trainer.stop_reason)
         if run.checkpoint("best").exists():
             load_weights(model, run.checkpoint("best"))
         result, pictures = detection_report(run, model, data.test, config, trainer.history)
-    except OSError as exc:
-        where = exc.filename or run.path
-        raise CLIError(f"cannot write {str(where)!r}: {exc.strerror or exc}. Free some space (or fix the "
-                       f"permission), then continue with `strided train --resume {run}`", EXIT_ERROR) from None
     print_detection_result(result, config["classes"], f"test ({len(data.test):,} scenes, best checkpoint)")
     for path in pictures:
         print(f"wrote {path}")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ..common import RunDir, build_model, load_data
-from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, CLIError
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, CLIError
 from .config import RESUME_OPTIONS, TRAIN_DEFAULTS, TRANSFER_DEFAULTS, option_flag, validate_config
-from .session import build_optimizer, check_model_takes
+from .session import build_optimizer, check_model_takes, was_interrupted, writing_run
 
 __all__ = ["EMBED_DEFAULTS", "add_embed_arguments", "task_of", "run_task", "train_embed", "classes_of",
            "refuse_embedding_run"]
@@ -167,11 +167,10 @@ def train_embed(args) -> int:
     print(f"training {config['model']} as a {config['embedding_dim']}-d embedding ({config['loss']} loss{mining}, "
           f"{p} classes x {config['k']} images per batch) on {len(fit):,} images of {len(seen)} classes; "
           f"held out: {', '.join(unseen)} -> {run}")
-    try:
+    with writing_run(run):
         if trainer.epoch < config["epochs"]:
             trainer.fit(loader, config["epochs"])
-        if trainer.stop and trainer.stop_reason.startswith("interrupted"):
-            print(f"{trainer.stop_reason}\ncontinue with: strided train --resume {run}")
+        if was_interrupted(trainer, run):
             return EXIT_INTERRUPTED
         best = run.checkpoint("best")
         if best.exists():
@@ -188,10 +187,6 @@ def train_embed(args) -> int:
         metrics = run.read_metrics()
         metrics.update(history=trainer.history, held_out=report, checkpoint="best")
         run.write_metrics(metrics)
-    except OSError as exc:
-        where = exc.filename or run.path
-        raise CLIError(f"cannot write {str(where)!r}: {exc.strerror or exc}. Free some space (or fix the "
-                       f"permission), then continue with `strided train --resume {run}`", EXIT_ERROR) from None
     tar = report["tar_at_far"]
     print(f"held-out classes ({len(unseen)}, {report['images']:,} test images): {n_way}-way 1-shot accuracy "
           f"{report['one_shot_accuracy']:.3f}, ROC AUC {report['auc']:.4f}, EER {report['eer']:.4f}, "

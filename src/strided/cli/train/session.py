@@ -4,15 +4,39 @@ check that the model takes the images, the optimizer and schedule from the confi
 :func:`run_phases` (with the head trained on cached features for ``--cache-features``)."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..common import RunDir, is_detection, is_transfer
-from ..errors import CLIError, Interrupted
+from ..errors import EXIT_ERROR, CLIError, Interrupted
 
 __all__ = ["TrainingData", "check_model_takes", "build_optimizer", "Session", "make_trainer", "describe",
-           "run_phases", "fit_head_on_features"]
+           "run_phases", "fit_head_on_features", "writing_run", "was_interrupted"]
+
+
+@contextlib.contextmanager
+def writing_run(run):
+    """Turn an ``OSError`` raised while ``run`` trains or writes its report (a full disk, a
+    permission) into a :class:`CLIError` that names the file and says how to continue."""
+    try:
+        yield
+    except OSError as exc:
+        where = exc.filename or run.path
+        raise CLIError(f"cannot write {str(where)!r}: {exc.strerror or exc}. Free some space (or fix the "
+                       f"permission), then continue with `strided train --resume {run}`", EXIT_ERROR) from None
+
+
+def was_interrupted(trainer, run) -> bool:
+    """Print why ``trainer`` stopped early, if it did; True when it was interrupted (Ctrl-C), after
+    saying how to continue the run."""
+    if trainer.stop and trainer.stop_reason.startswith("interrupted"):
+        print(f"{trainer.stop_reason}\ncontinue with: strided train --resume {run}")
+        return True
+    if trainer.stop_reason:
+        print(trainer.stop_reason)
+    return False
 
 
 @dataclass
