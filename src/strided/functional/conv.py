@@ -136,7 +136,9 @@ class Conv(Function):
             y = np.empty((N,) + out_spatial + (O,), dtype=x.dtype)
             conv_gemm(Im2col(xp, kernel, self.stride, self.dilation, out_spatial), self._weight_matrix(w), y, b,
                       self.activation)
-        self.xp = xp if self.needs_grad[1] else None  # the weight gradient reads the input again
+        # the weight gradient reads the input again: a padded copy is made again in backward rather
+        # than kept (the unpadded input stays alive anyway, as this op's input tensor)
+        self.xp = xp if (self.needs_grad[1] and xp is x) else None
         self.w = w
         if self.activation is not None and self.recording:
             self.y = y  # the activation's gradient mask is read from the output
@@ -151,6 +153,8 @@ class Conv(Function):
             gy = gy * ((self.y > 0) & (self.y < 6))
         if len(self.needs_grad) > 2 and self.needs_grad[2]:
             gb = sum_channels(gy.reshape(-1, gy.shape[-1]))
+        if self.needs_grad[1] and self.xp is None:
+            self.xp = pad_spatial(self.inputs[0].data, self.pads)
         if self.depthwise:
             if self.needs_grad[1]:
                 gw = depthwise_grad_weight(self.xp, gy, self.w.shape, self.stride, self.dilation)
