@@ -16,7 +16,8 @@ How it is computed (one mechanism for every number of spatial axes):
   matrix ``(N*prod(OS), prod(K)*C)`` ("im2col"), and one GEMM with the
   weight matrix ``(prod(K)*C, O)`` gives the output.
 * **weight gradient**: ``gw = cols.T @ gy`` (the saved ``cols`` are reused).
-* **input gradient**: for stride 1 it *is* a convolution: ``gy`` padded by
+* **input gradient**: with few input channels (LeNet's 5x5 on 6 channels) banded GEMMs
+  over image rows (:mod:`.banded`).  Else, for stride 1 it *is* a convolution: ``gy`` padded by
   ``dilation*(K-1)`` convolved with the flipped kernel whose in/out channels
   are swapped.  For stride > 1 ``gcols = gy @ w.T`` is added back window by
   window ("col2im").
@@ -32,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
+from .banded import banded_grad_input, banded_pays
 from .im2col import Im2col, apply_activation, col2im_grad_input, conv_gemm, conv_grad_weight, row_blocks
 from .parallel import blas_single_threaded, parallel_for
 from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, ntuple, resolve_padding
@@ -177,7 +179,9 @@ class Conv(Function):
                 gw = gw2.reshape((G,) + self.kernel + (Cg, Og))
                 gw = np.moveaxis(gw, 0, -2).reshape(w.shape)
         if self.needs_grad[0]:
-            if all(s == 1 for s in self.stride) and self._conv_is_cheaper(gy.shape[-1]):
+            if banded_pays(self.x_shape, w.shape, self.padded_shape, self.out_spatial, self.stride, G):
+                gx = crop_spatial(banded_grad_input(gy, w, self.padded_shape, self.dilation), self.pads)
+            elif all(s == 1 for s in self.stride) and self._conv_is_cheaper(gy.shape[-1]):
                 gx = self._grad_input_as_conv(gy)
             else:
                 gxp = col2im_grad_input(gy, self._weight_matrix(w), self.padded_shape, self.kernel,
