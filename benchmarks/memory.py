@@ -181,6 +181,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--markdown", metavar="PATH", help="write the table to this markdown file")
     parser.add_argument("--append", action="store_true", help="append to --markdown PATH instead of overwriting")
+    parser.add_argument("--json", metavar="PATH", help="also write the table as JSON (read by run_all.py)")
     parser.add_argument("--child", choices=("strided", "torch"), help=argparse.SUPPRESS)
     return parser
 
