@@ -1,5 +1,6 @@
-"""The banded (Toeplitz-over-rows) input gradient of few-channel convolutions, against the plain
-col2im path, finite differences and PyTorch, and the rule that picks it."""
+"""Few-channel convolutions: the banded (Toeplitz-over-rows) input gradient and the grouped-windows
+weight gradient, each against the plain path (col2im, cols.T @ gy), finite differences and PyTorch,
+and the rules that pick them."""
 import os
 import sys
 
@@ -10,8 +11,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from oracle import assert_close, gradcheck, torch_parity  # noqa: E402
 
 import strided.functional as F  # noqa: E402
-from strided.functional.banded import band_matrices, banded_grad_input, banded_pays  # noqa: E402
-from strided.functional.im2col import col2im_grad_input  # noqa: E402
+from strided.functional.banded import (band_matrices, banded_grad_input, banded_pays, grouped_grad_weight,  # noqa: E402
+                                       window_group)
+from strided.functional.im2col import Im2col, col2im_grad_input, conv_grad_weight  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -56,6 +58,37 @@ def test_the_rule_picks_lenets_second_convolution_and_not_wide_or_strided_ones()
     assert not banded_pays((2, 8, 8, 4), (3, 3, 2, 4), (2, 10, 10, 4), (8, 8), (1, 1), 2)      # grouped
 
 
+@pytest.mark.parametrize("N, Hp, Wp, C, KH, KW, O, r", [
+    (3, 32, 32, 1, 5, 5, 6, 4),      # LeNet-5's first convolution
+    (2, 14, 14, 6, 5, 5, 16, 2),     # and its second
+    (2, 9, 12, 2, 3, 2, 3, 11),      # non-square kernel, r = the whole output width (11)
+    (1, 6, 10, 3, 3, 3, 2, 8),
+])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_grouped_grad_weight_equals_the_plain_path(N, Hp, Wp, C, KH, KW, O, r, dtype):
+    rng = np.random.default_rng(5)
+    Ho, Wo = Hp - KH + 1, Wp - KW + 1
+    if Wo % r:
+        r = next(d for d in range(r, 0, -1) if Wo % d == 0)
+    xp = rng.standard_normal((N, Hp, Wp, C)).astype(dtype)
+    gy = rng.standard_normal((N, Ho, Wo, O)).astype(dtype)
+    plain = conv_grad_weight(Im2col(xp, (KH, KW), (1, 1), (1, 1), (Ho, Wo)), gy, 1).reshape(KH, KW, C, O)
+    grouped = grouped_grad_weight(xp, gy, (KH, KW), r)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    assert grouped.shape == (KH, KW, C, O) and grouped.dtype == dtype
+    assert_close(grouped, plain, tol, tol, f"weight gradient, r={r}")
+
+
+def test_window_group_rule():
+    assert window_group((5, 5, 1, 6), (28, 28), (1, 1), (1, 1), 1) == 4      # LeNet conv1: 4 * 6 = 24 columns
+    assert window_group((5, 5, 6, 16), (10, 10), (1, 1), (1, 1), 1) == 2     # LeNet conv2: 2 * 16
+    assert window_group((3, 3, 16, 32), (32, 32), (1, 1), (1, 1), 1) == 1    # enough output channels already
+    assert window_group((3, 3, 1, 6), (11, 11), (1, 1), (1, 1), 1) == 1      # 11 has no divisor 2..8
+    assert window_group((5, 5, 1, 6), (28, 28), (2, 2), (1, 1), 1) == 1      # strided
+    assert window_group((5, 5, 1, 6), (28, 28), (1, 1), (2, 2), 1) == 1      # dilated
+    assert window_group((5, 5, 1, 6), (28, 28), (1, 1), (1, 1), 2) == 1      # grouped
+
+
 @pytest.mark.parametrize("padding, dilation", [(0, 1), (1, 1), (((1, 0), (2, 1)), 1), ("same", 2)])
 def test_conv2d_gradients_on_the_banded_path(padding, dilation):
     """Through F.conv2d on shapes the rule sends to the banded path: finite differences and torch."""
@@ -65,6 +98,8 @@ def test_conv2d_gradients_on_the_banded_path(padding, dilation):
     Hp, Wp = 12 + sum(pads[0]), 8 + sum(pads[1])
     out = (Hp - dilation * 2, Wp - dilation * 2)
     assert banded_pays(x.shape, w.shape, (2, Hp, Wp, 3), out, (1, 1), 1)
+    if padding in (0, 1):   # output widths 6 and 8: the weight gradient takes r windows per row
+        assert window_group(w.shape, out, (1, 1), (1, 1), 1) > 1
     gradcheck(lambda x_, w_, b_: F.conv2d(x_, w_, b_, padding=padding, dilation=dilation), x, w, b)
 
     def torch_conv(x_, w_, b_):

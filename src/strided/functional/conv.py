@@ -15,7 +15,8 @@ How it is computed (one mechanism for every number of spatial axes):
   ``(N, *OS, *K, C)`` without copying; one copy turns it into the ``cols``
   matrix ``(N*prod(OS), prod(K)*C)`` ("im2col"), and one GEMM with the
   weight matrix ``(prod(K)*C, O)`` gives the output.
-* **weight gradient**: ``gw = cols.T @ gy`` (the saved ``cols`` are reused).
+* **weight gradient**: ``gw = cols.T @ gy`` (the cols recomputed block by block); with few
+  output channels ``r`` adjacent windows per row (:mod:`.banded`).
 * **input gradient**: with few input channels (LeNet's 5x5 on 6 channels) banded GEMMs
   over image rows (:mod:`.banded`).  Else, for stride 1 it *is* a convolution: ``gy`` padded by
   ``dilation*(K-1)`` convolved with the flipped kernel whose in/out channels
@@ -33,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor
-from .banded import banded_grad_input, banded_pays
+from .banded import banded_grad_input, banded_pays, grouped_grad_weight, window_group
 from .im2col import Im2col, apply_activation, col2im_grad_input, conv_gemm, conv_grad_weight, row_blocks
 from .parallel import blas_single_threaded, parallel_for
 from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, ntuple, resolve_padding
@@ -169,7 +170,10 @@ class Conv(Function):
             return gx, gw, gb
 
         w, G = self.w, self.groups
-        if self.needs_grad[1]:
+        r = window_group(w.shape, self.out_spatial, self.stride, self.dilation, G) if self.needs_grad[1] else 1
+        if r > 1:
+            gw = grouped_grad_weight(self.xp, gy, self.kernel, r)
+        elif self.needs_grad[1]:
             im = Im2col(self.xp, self.kernel, self.stride, self.dilation, self.out_spatial)
             gw2 = conv_grad_weight(im, gy, G)
             if G == 1:
