@@ -11,9 +11,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from oracle import assert_close, gradcheck, torch_parity  # noqa: E402
 
 import strided.functional as F  # noqa: E402
-from strided.functional.banded import (band_matrices, banded_grad_input, banded_pays, grouped_grad_weight,  # noqa: E402
-                                       window_group)
-from strided.functional.im2col import Im2col, col2im_grad_input, conv_grad_weight  # noqa: E402
+from strided.functional.banded import (band_matrices, banded_grad_input, banded_pays, grouped_forward,  # noqa: E402
+                                       grouped_grad_weight, window_group)
+from strided.functional.im2col import Im2col, col2im_grad_input, conv_gemm, conv_grad_weight  # noqa: E402
 
 torch = pytest.importorskip("torch")
 
@@ -79,10 +79,28 @@ def test_grouped_grad_weight_equals_the_plain_path(N, Hp, Wp, C, KH, KW, O, r, d
     assert_close(grouped, plain, tol, tol, f"weight gradient, r={r}")
 
 
+@pytest.mark.parametrize("shape, O, r, activation", [((3, 32, 32, 1), 6, 4, None), ((2, 14, 14, 6), 16, 2, "relu"),
+                                                      ((2, 9, 12, 2), 3, 8, "relu6")])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_grouped_forward_equals_the_plain_path_with_bias_and_activation(shape, O, r, activation, dtype):
+    rng = np.random.default_rng(6)
+    xp = (rng.standard_normal(shape) * 3).astype(dtype)
+    w = rng.standard_normal((5, 5, shape[-1], O)).astype(dtype)
+    b = rng.standard_normal(O).astype(dtype)
+    out = (shape[1] - 4, shape[2] - 4)
+    plain = np.empty((shape[0],) + out + (O,), dtype)
+    conv_gemm(Im2col(xp, (5, 5), (1, 1), (1, 1), out), w.reshape(-1, O), plain, b, activation)
+    grouped = grouped_forward(xp, w, out, r, b, activation)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert grouped.shape == plain.shape and grouped.dtype == dtype
+    assert_close(grouped, plain, tol, tol, f"forward, r={r}")
+
+
 def test_window_group_rule():
     assert window_group((5, 5, 1, 6), (28, 28), (1, 1), (1, 1), 1) == 4      # LeNet conv1: 4 * 6 = 24 columns
     assert window_group((5, 5, 6, 16), (10, 10), (1, 1), (1, 1), 1) == 2     # LeNet conv2: 2 * 16
-    assert window_group((3, 3, 16, 32), (32, 32), (1, 1), (1, 1), 1) == 1    # enough output channels already
+    assert window_group((3, 3, 4, 32), (32, 32), (1, 1), (1, 1), 1) == 1     # enough output channels already
+    assert window_group((3, 3, 16, 16), (32, 32), (1, 1), (1, 1), 1) == 1    # enough input channels
     assert window_group((3, 3, 1, 6), (11, 11), (1, 1), (1, 1), 1) == 1      # 11 has no divisor 2..8
     assert window_group((5, 5, 1, 6), (28, 28), (2, 2), (1, 1), 1) == 1      # strided
     assert window_group((5, 5, 1, 6), (28, 28), (1, 1), (2, 2), 1) == 1      # dilated
