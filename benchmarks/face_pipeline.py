@@ -31,7 +31,7 @@ sys.path.insert(0, HERE)
 import common  # noqa: E402  (standard library only: NumPy is not loaded yet)
 
 TARGET = 1.5                      # the whole pipeline
-NET_TARGET = 1.2                  # issue 11: the detector at 416 and the recognition net at 150
+NET_TARGET = 1.2                  # issue 11: the recognition net at 150
 
 
 class TorchNet:
@@ -184,13 +184,14 @@ def main(argv=None) -> int:
         if label.startswith("detect +"):
             target, pipeline_ms = TARGET, s.median_ms()
         else:
-            target = None if label.startswith("landmark") else NET_TARGET
+            # issue 11 lists the recognition net at 150; the detector's target row is tiny_face.py's
+            target = NET_TARGET if label.startswith("recognition") else None
         rows.append([label, common.fmt_ms(s.median_ms()), common.fmt_ms(t.median_ms()), common.fmt_ratio(ratio),
                      common.verdict(ratio, target), f"{err:.1e}"])
     if args.tfjs_node_modules:
         rows.append(time_tfjs(np, args, photo, faces[0]["embedding"], pipeline_ms))
     notes = [f"ratio = strided median / torch median (no_grad, eval); lower is better; target <= {TARGET} for the "
-             f"whole pipeline, <= {NET_TARGET} for the detector and recognition networks (issue 11). The torch side runs the same NumPy pre/post-processing with torch twins of the three "
+             f"whole pipeline, <= {NET_TARGET} for the recognition network (issue 11; the detector's is in tiny_face.py). The torch side runs the same NumPy pre/post-processing with torch twins of the three "
              f"networks; 'check' is the descriptor L2 difference (pipeline) or max|diff| / max|torch| (networks).",
              "Weights: face-api 1.7.15 (tiny_face_detector_model, face_landmark_68"
              f"{'_tiny' if args.tiny_landmarks else ''}_model, face_recognition_model)."]
