@@ -14,7 +14,7 @@ leak into the next script), with the same ``--threads``:
     face_pipeline.py face-api's pipeline and its networks (recognition net at 150); needs face-api's weights
     yolo_step.py     yolo_tiny training step
     style_step.py    neural style step (VGG-19 features, 400x300, fwd + bwd to the image)
-    memory.py        peak memory of a resnet50 training step at batch 16 (each side in a fresh process)
+    memory.py        peak memory of a resnet50 training step at batch 16 (each side in fresh processes, median of 3)
 
 Each script prints its own table as it goes; at the end a summary table gathers every row
 with a target (strided, torch, ratio, target: met / MISSED) and, with ``--markdown PATH``,
@@ -61,8 +61,8 @@ DEFAULT_COLUMNS = {"case": "case", "strided": "strided ms", "torch": "torch ms",
 def script_command(name: str, args, json_path: str) -> list[str]:
     script, extra, _ = SCRIPTS[name]
     command = [sys.executable, os.path.join(HERE, script), "--threads", str(args.threads), "--json", json_path]
-    if name == "memory":          # its own options: no interleaved timing, one child process per side
-        return command + extra
+    if name == "memory":          # its own options: child processes per side (torch's peak varies ~10% run to run)
+        return command + extra + ["--repeats", "1" if args.quick else "3"]
     command += extra
     if args.quick:
         command += ["--repeats", "2", "--warmup", "1", "--settle", "0.05"]

@@ -40,7 +40,7 @@ def test_commands_pass_threads_json_and_quick_settings_but_memory_keeps_its_own(
     style = run_all.script_command("style_step", args, "/tmp/s.json")
     assert style[style.index("--lbfgs-steps") + 1] == "0"
     memory = run_all.script_command("memory", args, "/tmp/m.json")
-    assert "--repeats" not in memory and "--no-gate" not in memory
+    assert memory[memory.index("--repeats") + 1] == "1" and "--no-gate" not in memory   # 3 without --quick
 
 
 def test_only_rejects_unknown_names():
