@@ -114,6 +114,8 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help="threads for torch, strided and OpenBLAS (default: os.cpu_count())")
     parser.add_argument("--markdown", metavar="PATH", help="write the results table to this markdown file")
     parser.add_argument("--append", action="store_true", help="append to --markdown PATH instead of overwriting")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the table as JSON (title, header, rows, notes; read by run_all.py)")
     parser.add_argument("--settle", type=float, default=0.15,
                         help="before each timed run, run the same side untimed for this many seconds, so "
                              "the other library's idle threads stop spinning (default 0.15; 0 = off)")
@@ -466,4 +468,16 @@ def finish(args, title: str, header: list[str], rows: list[list[str]], notes: li
     print("\n" + "\n".join(notes if shown_notes is None else shown_notes))
     if args.markdown:
         write_results(args.markdown, title, table, notes, append=args.append)
+    if getattr(args, "json", None):
+        write_json(args.json, title, header, rows, notes)
     return table
+
+
+def write_json(path: str, title: str, header: list[str], rows: list[list[str]], notes: list[str]) -> None:
+    """The table of :func:`finish` as ``{"title", "header", "rows", "notes", "environment"}`` (cells as printed)."""
+    import json
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"title": title, "header": list(header), "rows": [list(map(str, r)) for r in rows],
+                   "notes": list(notes), "environment": environment_lines()}, f, indent=1)

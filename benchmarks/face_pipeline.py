@@ -30,7 +30,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import common  # noqa: E402  (standard library only: NumPy is not loaded yet)
 
-TARGET = 1.5
+TARGET = 1.5                      # the whole pipeline
+NET_TARGET = 1.2                  # issue 11: the recognition net at 150
 
 
 class TorchNet:
@@ -180,15 +181,17 @@ def main(argv=None) -> int:
         ratio = s.median_ms() / t.median_ms()
         print(f"[{label}] strided {s.median_ms():.2f} ms (min {s.min_ms():.2f}), torch {t.median_ms():.2f} ms "
               f"(min {t.min_ms():.2f}), ratio {ratio:.2f} | rounds redone {s.redone}, kept noisy {s.noisy}", flush=True)
-        target = TARGET if label.startswith("detect +") else None
-        if target is not None:
-            pipeline_ms = s.median_ms()
+        if label.startswith("detect +"):
+            target, pipeline_ms = TARGET, s.median_ms()
+        else:
+            # issue 11 lists the recognition net at 150; the detector's target row is tiny_face.py's
+            target = NET_TARGET if label.startswith("recognition") else None
         rows.append([label, common.fmt_ms(s.median_ms()), common.fmt_ms(t.median_ms()), common.fmt_ratio(ratio),
                      common.verdict(ratio, target), f"{err:.1e}"])
     if args.tfjs_node_modules:
         rows.append(time_tfjs(np, args, photo, faces[0]["embedding"], pipeline_ms))
     notes = [f"ratio = strided median / torch median (no_grad, eval); lower is better; target <= {TARGET} for the "
-             f"whole pipeline. The torch side runs the same NumPy pre/post-processing with torch twins of the three "
+             f"whole pipeline, <= {NET_TARGET} for the recognition network (issue 11; the detector's is in tiny_face.py). The torch side runs the same NumPy pre/post-processing with torch twins of the three "
              f"networks; 'check' is the descriptor L2 difference (pipeline) or max|diff| / max|torch| (networks).",
              "Weights: face-api 1.7.15 (tiny_face_detector_model, face_landmark_68"
              f"{'_tiny' if args.tiny_landmarks else ''}_model, face_recognition_model)."]

@@ -411,9 +411,11 @@ def main(argv=None) -> int:
     notes.append("Agreement: " + "; ".join(checks) + ".")
     notes.append("Missed targets: " + ("; ".join(missed) if missed else "none") + ".")
     print("\n" + notes[-1])
+    title = "Models: forward latency (eval), strided (NHWC) vs PyTorch twin (NCHW), float32"
     if args.markdown:
-        common.write_results(args.markdown, "Models: forward latency (eval), strided (NHWC) vs PyTorch twin (NCHW), "
-                             "float32", table, notes, append=args.append)
+        common.write_results(args.markdown, title, table, notes, append=args.append)
+    if args.json:
+        common.write_json(args.json, title, header, rows, notes)
     return 1 if failures else 0
 
 

@@ -27,7 +27,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (standard library only: NumPy is not loaded yet)
 
-TARGET = 1.5
+TARGET = 1.2  # issue 11
 NUM_CLASSES = 10
 
 

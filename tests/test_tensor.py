@@ -455,6 +455,30 @@ def test_retain_graph_false_releases_buffers():
     assert_close(x.grad, 2 * np.exp(2 * x.data), 0, 1e-14, "grad")
 
 
+def test_backward_frees_an_intermediate_once_its_gradient_is_passed_on():
+    """Peak memory: an intermediate's data dies during backward, as soon as the graph is done
+    with it, not when the whole backward ends (checked from the backward of an earlier op)."""
+    seen = {}
+
+    class Probe(sd.Function):  # y = 2 x; its backward looks whether the later intermediate still lives
+        def forward(self, x):
+            return 2 * x
+
+        def backward(self, gy):
+            gc.collect()
+            seen["alive"] = seen["ref"]() is not None
+            return 2 * gy
+
+    x = sd.tensor(rnd(50, seed=2), requires_grad=True)
+    b = Probe()(x).exp()               # Probe's output -> exp -> b -> *3 -> sum
+    seen["ref"] = weakref.ref(b.data)
+    y = (b * 3).sum()
+    del b
+    y.backward()
+    assert seen["alive"] is False, "exp's output was still alive when an earlier op ran its backward"
+    assert_close(x.grad, 6 * np.exp(2 * x.data), 0, 1e-13, "grad")
+
+
 def test_retain_graph_false_clears_non_leaf_ctx():
     x = sd.tensor(np.array([0.5, 1.5]), requires_grad=True)
     h = x.exp()

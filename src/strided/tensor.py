@@ -211,7 +211,11 @@ class Tensor:
         order = topological_order(self, lambda t: t.requires_grad)
         grads = {id(self): g}
         stored = set()  # arrays already handed to a leaf's .grad (copy if seen again)
-        for node in reversed(order):
+        while order:
+            # popping the node drops this loop's reference to it: once its consumers and its own
+            # function have released their buffers, an intermediate's data is freed here, during
+            # backward, instead of living until the whole backward ends (peak memory)
+            node = order.pop()
             gy = grads.pop(id(node), None)
             if gy is None:
                 continue

@@ -102,6 +102,45 @@ def test_relu_gradient_at_zero_is_zero_like_torch():
     torch_parity(F.relu, TF.relu, [x])
 
 
+# --------------------------------------------------------------------------- add_relu
+def test_add_relu_gradcheck_and_torch_parity():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((2, 3, 4, 5))
+    b = rng.standard_normal((2, 3, 4, 5))
+    b = np.where(np.abs(a + b) < 0.05, b + 0.2, b)          # away from the kink of relu(a + b)
+    gradcheck(F.add_relu, a, b)
+    torch_parity(F.add_relu, lambda x, y: TF.relu(x + y), [a, b])
+
+
+def test_add_relu_equals_relu_of_the_sum_with_broadcasting_and_float32():
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal((3, 4)).astype(np.float32), rng.standard_normal(4).astype(np.float32)
+    ta, tb = sd.tensor(a, requires_grad=True), sd.tensor(b, requires_grad=True)
+    y = F.add_relu(ta, tb)
+    assert y.dtype == np.float32 and np.array_equal(y.data, np.maximum(a + b, 0))
+    gy = rng.standard_normal((3, 4)).astype(np.float32)
+    y.backward(gy)
+    mask = (a + b) > 0
+    assert np.array_equal(ta.grad, gy * mask) and np.allclose(tb.grad, (gy * mask).sum(0), atol=1e-6)
+
+
+def test_add_relu_keeps_one_array_where_relu_of_a_sum_keeps_two():
+    """The memory point of the op: after the forward, only the output is alive (relu(a + b)
+    also keeps the sum, as the ReLU's input)."""
+    import gc
+    import weakref
+    a = sd.tensor(np.ones((4, 4)), requires_grad=True)
+    s = a + a
+    ref = weakref.ref(s.data)
+    y = F.relu(s)
+    del s
+    gc.collect()
+    assert ref() is not None                  # relu(a + b): the sum lives as long as the graph
+    y2 = F.add_relu(a, a)
+    assert set(map(id, [v for v in vars(y2._ctx).values() if isinstance(v, np.ndarray)])) == {id(y2.data)}
+    del y
+
+
 # --------------------------------------------------------------------------- clip
 @pytest.mark.parametrize("low, high", [(-0.3, 0.4), (None, 0.2), (-0.1, None), (0.5, 0.5)])
 def test_clip_gradcheck(low, high):

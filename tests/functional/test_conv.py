@@ -477,3 +477,15 @@ def test_depthwise_row_blocks_match_torch(monkeypatch, stride, mult):
     x, w = rng.standard_normal((2, 9, 9, 4)), rng.standard_normal((3, 3, 1, 4 * mult))
     torch_parity(lambda x, w: F.conv2d(x, w, stride=stride, padding=1, groups=4),
                  lambda x, w: TF.conv2d(x, w, stride=stride, padding=1, groups=4), [x, w], ["nhwc", "hwio"])
+
+
+@pytest.mark.parametrize("M, C", [(50176, 6), (12800, 16), (1000, 3), (999, 6), (64, 512), (7, 1)])
+def test_sum_channels_equals_a_float64_column_sum(M, C):
+    """The bias gradient's column sum (rows of r*C numbers when there are few channels)."""
+    from strided.functional.conv import sum_channels
+    g = np.random.default_rng(M + C).standard_normal((M, C)).astype(np.float32)
+    expected = g.astype(np.float64).sum(axis=0)
+    got = sum_channels(g)
+    assert got.shape == (C,) and got.dtype == np.float32
+    assert_close(got, expected, 1e-6 * np.sqrt(M) * 10, 1e-5, "column sums")
+    assert_close(sum_channels(g[:, ::-1]), expected[::-1], 1e-6 * np.sqrt(M) * 10, 1e-5, "non-contiguous input")

@@ -1,6 +1,7 @@
 """Activations and softmax, each forward next to its derivative.
 
 relu        y = max(x, 0)                       dy/dx = 1[x > 0]
+add_relu    y = max(a + b, 0)                   dy/da = dy/db = 1[y > 0]   (a residual join, one op)
 leaky_relu  y = x if x > 0 else slope*x          dy/dx = 1 or slope
 sigmoid     y = 1 / (1 + exp(-x))                dy/dx = y (1 - y)
 tanh        y = tanh(x)                          dy/dx = 1 - y^2
@@ -15,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..tensor import Function, Tensor
+from ..tensor import Function, Tensor, as_tensor
 from .utils import float_tensor
 
-__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "swish", "relu6", "clip"]
+__all__ = ["relu", "add_relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "swish", "relu6", "clip"]
 
 
 class ReLU(Function):
@@ -29,6 +30,22 @@ class ReLU(Function):
 
     def backward(self, gy):
         return gy * (self.y > 0)
+
+
+class AddReLU(Function):
+    """y = max(a + b, 0) in one pass: the join of a residual block.  The sum is computed in the
+    output buffer, so the graph keeps one array (the output, which the mask is read from)
+    where ``relu(a + b)`` keeps two (the sum, held as ReLU's input, and the output)."""
+
+    def forward(self, a, b):
+        y = np.add(a, b)
+        np.maximum(y, 0, out=y)
+        self.y = y
+        return y
+
+    def backward(self, gy):
+        g = gy * (self.y > 0)
+        return g, g
 
 
 class LeakyReLU(Function):
@@ -137,6 +154,13 @@ class LogSoftmax(Function):
 def relu(x) -> Tensor:
     """max(x, 0) elementwise."""
     return ReLU()(float_tensor(x))
+
+
+def add_relu(a, b) -> Tensor:
+    """max(a + b, 0) elementwise, as ``relu(a + b)`` but in one op that keeps only its output
+    (a residual block's join: less memory in training)."""
+    a = float_tensor(a)
+    return AddReLU()(a, as_tensor(b, a))
 
 
 def relu6(x) -> Tensor:

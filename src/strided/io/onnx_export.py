@@ -364,7 +364,18 @@ def _pow(ex, fn, out):
 
 @_handles(T.Add, T.Sub, T.Mul, T.Div)
 def _binary(ex, fn, out):
-    op = type(fn).__name__
+    names, perm = _binary_inputs(ex, fn, out)
+    ex.put(out, ex.node(type(fn).__name__, names), perm)
+
+
+@_handles(A.AddReLU)
+def _add_relu(ex, fn, out):
+    names, perm = _binary_inputs(ex, fn, out)
+    ex.put(out, ex.node("Relu", [ex.node("Add", names)]), perm)
+
+
+def _binary_inputs(ex, fn, out):
+    """The ONNX names of a two-input elementwise op's inputs, in one layout, and that layout."""
     a, b = fn.inputs
     n = out.ndim
     dyn = [t for t in (a, b) if ex.is_dynamic(t)]
@@ -383,7 +394,7 @@ def _binary(ex, fn, out):
             else:
                 full = data.reshape((1,) * (n - data.ndim) + data.shape)
                 names.append(ex.const(np.transpose(full, perm), ex.leaf_name(t), key=(id(t.data), perm, n)))
-    ex.put(out, ex.node(op, names), perm)
+    return names, perm
 
 
 @_handles(T.MatMul)

@@ -98,7 +98,7 @@ class BasicBlock(nn.Module):
         y = self.relu(self.bn1(self.conv1(x)))
         y = self.bn2(self.conv2(y))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(y + shortcut)
+        return F.add_relu(y, shortcut)  # relu(y + shortcut), keeping one array, not two
 
     def extra_repr(self):
         return self.kind
@@ -133,7 +133,7 @@ class Bottleneck(nn.Module):
         y = self.relu(self.bn2(self.conv2(y)))
         y = self.bn3(self.conv3(y))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(y + shortcut)
+        return F.add_relu(y, shortcut)  # relu(y + shortcut), keeping one array, not two
 
 
 class ResNet(nn.Module):
