@@ -103,7 +103,7 @@ def banded_grad_input(gy: np.ndarray, w: np.ndarray, padded_shape: tuple, dilati
             out[shift:] += g[:n * Hp - shift] @ T[i]
 
     with blas_single_threaded():
-        parallel_for(N, work)
+        parallel_for(N, work, work_bytes=gy.nbytes * KH * Wp * C // 8)
     return gxp
 
 

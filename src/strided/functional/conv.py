@@ -73,7 +73,7 @@ def pad_spatial(x: np.ndarray, pads: tuple, value=0.0) -> np.ndarray:
                     part[tuple(index)] = value
         part[(slice(None),) + inner] = x[lo:hi]
 
-    parallel_for(x.shape[0], work)
+    parallel_for(x.shape[0], work, work_bytes=2 * x.nbytes)
     return out
 
 
@@ -315,7 +315,7 @@ def depthwise_forward(xp, w, stride, dilation, out_spatial, b=None, activation=N
                 add_channels(acc.reshape(-1, O), b)
             apply_activation(acc, activation)
 
-    parallel_for(len(blocks), work)
+    parallel_for(len(blocks), work, work_bytes=len(offsets) * 2 * y.nbytes)
     return y.reshape((N,) + tuple(out_spatial) + (O,))
 
 
@@ -349,7 +349,7 @@ def depthwise_grad_weight(xp, gy, w_shape, stride, dilation):
         partials.append(acc)
 
     with blas_single_threaded():
-        parallel_for(len(blocks), work)
+        parallel_for(len(blocks), work, work_bytes=len(offsets) * 2 * gy.nbytes)
     return np.sum(partials, axis=0).reshape(w_shape)
 
 
@@ -385,7 +385,7 @@ def depthwise_grad_input(gy, w, padded_shape, stride, dilation):
                     np.einsum("...cj,cj->...c", gb, wk[offset], out=tmp)
                 kernel_tap(part, offset, stride, dilation, block_spatial)[...] += tmp
 
-    parallel_for(N, work)
+    parallel_for(N, work, work_bytes=wk[..., 0].size // C * 2 * gy.nbytes)
     return gxp
 
 

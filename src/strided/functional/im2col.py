@@ -129,7 +129,7 @@ def conv_gemm(im: Im2col, w2: np.ndarray, y: np.ndarray, b: np.ndarray | None = 
             apply_activation(out, activation)
 
     with blas_single_threaded():
-        parallel_for(len(im.blocks), work)
+        parallel_for(len(im.blocks), work, work_bytes=y.nbytes * im.kc // 8)  # ~ the GEMM's cost in bytes of copying
 
 
 def conv_grad_weight(im: Im2col, gy: np.ndarray, groups: int) -> np.ndarray:
@@ -156,7 +156,7 @@ def conv_grad_weight(im: Im2col, gy: np.ndarray, groups: int) -> np.ndarray:
         partials.append(acc)
 
     with blas_single_threaded():
-        parallel_for(len(im.blocks), work)
+        parallel_for(len(im.blocks), work, work_bytes=gy.nbytes * im.kc // 8)
     return np.sum(partials, axis=0) if len(partials) > 1 else partials[0]
 
 
@@ -199,5 +199,5 @@ def col2im_grad_input(gy: np.ndarray, w2: np.ndarray, padded_shape: tuple, kerne
                 gxp[(slice(n0, n1), first) + rest] += gcols[k].reshape(block_shape)
 
     with blas_single_threaded():
-        parallel_for(N, work)
+        parallel_for(N, work, work_bytes=gy.nbytes * len(taps) * C // 8)
     return gxp

@@ -58,7 +58,7 @@ def _column_sums(work_rows, M: int, C: int, row_bytes: int, dtype, count: int = 
         partials.append(acc)
 
     with blas_single_threaded():
-        parallel_for(M, work)
+        parallel_for(M, work, work_bytes=M * row_bytes * count)
     return list(np.sum(partials, axis=0))
 
 
@@ -90,7 +90,7 @@ def column_moments(x2: np.ndarray, row_bytes: int) -> tuple:
         partials.append((n_acc, mean_acc, m2_acc))
 
     with blas_single_threaded():
-        parallel_for(R, work)
+        parallel_for(R, work, work_bytes=2 * x2.nbytes)
     n, mean, m2 = partials[0]
     for other in partials[1:]:
         n, mean, m2 = _combine(n, mean, m2, *other)

@@ -133,7 +133,7 @@ class MaxPool2d(Function):
                 return
             _first_max_over_taps(part, self.kernel, self.stride, self.out, acc, winner[lo:hi])
 
-        parallel_for(N, work)
+        parallel_for(N, work, work_bytes=xp.nbytes + len(offsets) * y.nbytes)
         self.winner = winner
         return y
 
@@ -152,7 +152,7 @@ class MaxPool2d(Function):
                 else:
                     np.copyto(target, g, where=(win == k))
 
-        parallel_for(gy.shape[0], work)
+        parallel_for(gy.shape[0], work, work_bytes=2 * gy.nbytes * int(np.prod(self.kernel)))
         return crop_spatial(gxp, self.pads)
 
 
@@ -368,7 +368,7 @@ class AvgPool2d(Function):
             for offset in offsets[1:]:
                 acc += kernel_tap(part, offset, self.stride, (1, 1), self.out)
 
-        parallel_for(N, work)
+        parallel_for(N, work, work_bytes=xp.nbytes + len(offsets) * y.nbytes)
         self.counts = self._counts(x.shape[1:3], x.dtype)
         self.padded_shape = xp.shape
         y *= (1.0 / np.prod(self.kernel)) if self.counts is None else (1.0 / self.counts)
@@ -383,7 +383,7 @@ class AvgPool2d(Function):
             for offset in np.ndindex(*self.kernel):
                 kernel_tap(part, offset, self.stride, (1, 1), self.out)[...] += g[lo:hi]
 
-        parallel_for(gy.shape[0], work)
+        parallel_for(gy.shape[0], work, work_bytes=2 * gy.nbytes * int(np.prod(self.kernel)))
         return crop_spatial(gxp, self.pads)
 
 
