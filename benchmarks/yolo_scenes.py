@@ -36,7 +36,7 @@ from strided import optim
 from strided.checkpoint import load_weights
 from strided.data.box_augment import BoxAugment
 from strided.data.loader import DataLoader
-from strided.data.scenes import make_scenes
+from strided.data.scenes import EXTRA_TRAIN_PHOTOS, make_scenes
 from strided.detect.anchors import kmeans_anchors
 from strided.detect.metrics import evaluate
 from strided.detect.report import ValidationMAP, plot_detections_grid
@@ -76,6 +76,9 @@ def main(argv=None):
     p.add_argument("--lambda-noobj", type=float, default=1.0)
     p.add_argument("--lambda-coord", type=float, default=1.0)
     p.add_argument("--max-objects", type=int, default=4)
+    p.add_argument("--photos", choices=["named", "more"], default="named",
+                   help="training backgrounds: the named set's 12 photos, or 'more' (EXTRA_TRAIN_PHOTOS: 27, "
+                        "needs scikit-learn and `strided data fetch darknet`); the test set never changes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/yolo_scenes")
     p.add_argument("--picture", default=None, help="also write the detections picture here (e.g. docs/...png)")
@@ -87,7 +90,8 @@ def main(argv=None):
     source, size = SOURCES[args.data], args.input_size
     print(f"load average at start: {load_average()}", flush=True)
     t0 = time.perf_counter()
-    train = make_scenes(source, args.train, size, args.max_objects, seed=0, split="train")
+    train = make_scenes(source, args.train, size, args.max_objects, seed=0, split="train",
+                        photos=EXTRA_TRAIN_PHOTOS if args.photos == "more" else None)
     val = make_scenes(source, args.val, size, args.max_objects, seed=2, split="test")
     test = make_scenes(source, args.test, size, args.max_objects, seed=1, split="test")
     gen_s = time.perf_counter() - t0
@@ -169,7 +173,6 @@ def main(argv=None):
     result_tr = evaluate(pred_tr, gt_tr, image_ids=list(range(n_seen)), category_ids=list(range(train.num_classes)))
     eval_s = time.perf_counter() - t2
     per_class = {train.classes[k]: round(v["ap50"], 4) for k, v in result["per_class"].items()}
-    images_seen = sum(h.get("count", 0) for h in trainer.history) or args.epochs * len(train_loader) * args.batch_size
     summary = {
         "data": args.data, "input_size": size, "grid": int(cells), "train_images": len(train),
         "test_images": len(test), "epochs": len(trainer.history),
@@ -185,7 +188,6 @@ def main(argv=None):
         "generate_seconds": round(gen_s, 1), "eval_seconds": round(eval_s, 1),
         "anchors": np.round(model.anchors, 3).tolist(), "load_average_end": load_avg, "args": vars(args),
     }
-    del images_seen
     print(f"test ({len(test)} held-out images): mAP50 {result['map50']:.4f}  mAP50-95 {result['map50_95']:.4f}  "
           f"mAP75 {result['map75']:.4f}  (train images: mAP50 {result_tr['map50']:.4f}); class-agnostic AP50 "
           f"{agnostic['map50']:.4f}, AP50-95 {agnostic['map50_95']:.4f}", flush=True)

