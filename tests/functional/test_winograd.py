@@ -15,7 +15,7 @@ import strided.functional as F  # noqa: E402
 from strided.functional import parallel  # noqa: E402
 from strided.functional import winograd  # noqa: E402
 from strided.functional.conv import pad_spatial  # noqa: E402
-from strided.functional.im2col import Im2col, conv_gemm  # noqa: E402
+from strided.functional.im2col import Im2col, conv_gemm, conv_grad_weight  # noqa: E402
 
 torch = pytest.importorskip("torch")
 conv_module = importlib.import_module("strided.functional.conv")   # the module (F.conv is the function)
@@ -85,6 +85,34 @@ def test_many_blocks_and_threads_give_the_same_numbers(monkeypatch, threads):
     assert_close(split, plain_conv(xp, w), 1e-12, 1e-12)
 
 
+@pytest.mark.parametrize("N, H, W, C, O", [(2, 8, 8, 3, 5), (1, 7, 9, 4, 2), (3, 5, 6, 2, 3), (1, 1, 1, 3, 4)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weight_gradient_equals_the_im2col_path(N, H, W, C, O, dtype):
+    rng = np.random.default_rng(7)
+    xp = pad_spatial(rng.standard_normal((N, H, W, C)).astype(dtype), ((1, 1), (1, 1)))
+    gy = rng.standard_normal((N, H, W, O)).astype(dtype)
+    expected = conv_grad_weight(Im2col(xp, (3, 3), (1, 1), (1, 1), (H, W)), gy, 1).reshape(3, 3, C, O)
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    assert_close(winograd.winograd_grad_weight(xp, gy), expected, tol, tol)
+
+
+def test_weight_gradient_blocks_and_threads(monkeypatch):
+    rng = np.random.default_rng(8)
+    xp = pad_spatial(rng.standard_normal((3, 14, 10, 6)), ((1, 1), (1, 1)))
+    gy = rng.standard_normal((3, 14, 10, 4))
+    whole = winograd.winograd_grad_weight(xp, gy)
+    monkeypatch.setattr(winograd, "BLOCK_TILE_BYTES", 16 * 6 * 8 * 5)
+    old = parallel.get_num_threads(), parallel.get_parallel_threshold()
+    parallel.set_num_threads(2)
+    parallel.set_parallel_threshold(0)
+    try:
+        split = winograd.winograd_grad_weight(xp, gy)
+    finally:
+        parallel.set_num_threads(old[0])
+        parallel.set_parallel_threshold(old[1])
+    assert_close(split, whole, 1e-12, 1e-12)
+
+
 def test_matches_torch_in_float32_at_network_sizes():
     """A VGG-like layer (128 -> 128 channels, 28x28, batch 2): error of float32 rounding only."""
     rng = np.random.default_rng(4)
@@ -111,24 +139,28 @@ def test_the_rule():
 
 
 @pytest.fixture
-def winograd_for_small_shapes(monkeypatch):
+def winograd_calls(monkeypatch):
     """Send small convolutions to the Winograd path, and count the calls."""
-    calls = []
-    real = winograd.winograd_conv
+    calls, grads = [], []
+    real, real_gw = winograd.winograd_conv, winograd.winograd_grad_weight
     monkeypatch.setattr(winograd, "MIN_CHANNELS", 1)
     monkeypatch.setattr(winograd, "MIN_TILES", 1)
     monkeypatch.setattr(conv_module, "winograd_conv", lambda *a, **k: calls.append(a[0].shape) or real(*a, **k))
-    return calls
+    monkeypatch.setattr(conv_module, "winograd_grad_weight",
+                        lambda *a, **k: grads.append(a[0].shape) or real_gw(*a, **k))
+    return calls, grads
 
 
 @pytest.mark.parametrize("padding", [0, 1, ((2, 0), (1, 1))])
-def test_conv2d_gradients_on_the_winograd_path(winograd_for_small_shapes, padding):
+def test_conv2d_gradients_on_the_winograd_path(winograd_calls, padding):
     """Through F.conv2d: the forward and the input gradient (a 3x3 stride-1 convolution itself) take
-    the Winograd path; finite differences in float64 and PyTorch agree."""
+    the Winograd path, the weight gradient its adjoint; finite differences in float64 and PyTorch agree."""
+    forward_calls, weight_grads = winograd_calls
     rng = np.random.default_rng(5)
     x, w, b = rng.standard_normal((2, 7, 6, 3)), rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4)
     gradcheck(lambda x_, w_, b_: F.conv2d(x_, w_, b_, padding=padding), x, w, b)
-    assert len(winograd_for_small_shapes) >= 2     # forward and input gradient
+    assert len(forward_calls) >= 2     # forward and input gradient
+    assert weight_grads
     pads = {0: ((0, 0), (0, 0)), 1: ((1, 1), (1, 1))}.get(padding, padding)
 
     def torch_conv(x_, w_, b_):
@@ -138,8 +170,9 @@ def test_conv2d_gradients_on_the_winograd_path(winograd_for_small_shapes, paddin
                  [x, w, b], ["nhwc", "hwio", None])
 
 
-def test_conv2d_with_activation_on_the_winograd_path(winograd_for_small_shapes):
+def test_conv2d_with_activation_on_the_winograd_path(winograd_calls):
+    forward_calls, weight_grads = winograd_calls
     rng = np.random.default_rng(6)
     x, w, b = rng.standard_normal((2, 6, 6, 3)), rng.standard_normal((3, 3, 3, 5)), rng.standard_normal(5)
     gradcheck(lambda x_, w_, b_: F.conv2d(x_, w_, b_, padding=1, activation="relu"), x, w, b)
-    assert winograd_for_small_shapes
+    assert forward_calls and weight_grads

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..tensor import Function, Tensor, as_tensor
+from .parallel import blockwise
 from .utils import float_tensor
 
 __all__ = ["relu", "add_relu", "leaky_relu", "sigmoid", "tanh", "softmax", "log_softmax", "swish", "relu6", "clip"]
@@ -29,7 +30,9 @@ class ReLU(Function):
         return y
 
     def backward(self, gy):
-        return gy * (self.y > 0)
+        g = np.empty_like(gy)
+        blockwise(lambda gyb, yb, gb: np.multiply(gyb, yb > 0, out=gb), gy, self.y, g)
+        return g
 
 
 class AddReLU(Function):
@@ -49,19 +52,47 @@ class AddReLU(Function):
 
 
 class LeakyReLU(Function):
+    """Both directions in cache-sized blocks (:func:`blockwise`), without NumPy's masked selection
+    (``np.where`` with a random mask is ~10x slower than arithmetic).  For ``0 <= slope <= 1``::
+
+        y = max(x, slope * x)          gx = gy * max(1[x > 0], slope)
+
+    exact in floating point; other slopes use ``slope + (1 - slope) * 1[x > 0]``.  Backward reads
+    the sign from the input, which the graph keeps anyway."""
+
     def __init__(self, slope):
         self.slope = slope
 
+    def _factor(self, xb, out):
+        """``out = 1`` where ``xb > 0``, else ``slope``."""
+        s = out.dtype.type(self.slope)
+        if 0 <= self.slope <= 1:
+            np.maximum(xb > 0, s, out=out)
+        else:
+            np.multiply(xb > 0, out.dtype.type(1 - self.slope), out=out)
+            out += s
+
     def forward(self, x):
-        if not self.recording and 0 <= self.slope <= 1:
-            # max(x, slope * x) is the same number for 0 <= slope <= 1, in two passes and no mask
-            y = x * self.slope
-            return np.maximum(x, y, out=y)
-        self.positive = x > 0
-        return np.where(self.positive, x, x * self.slope)
+        y, s = np.empty_like(x), x.dtype.type(self.slope)
+
+        def block(xb, yb):
+            if 0 <= self.slope <= 1:
+                np.multiply(xb, s, out=yb)
+                np.maximum(xb, yb, out=yb)
+            else:
+                self._factor(xb, yb)
+                yb *= xb
+        blockwise(block, x, y)
+        return y
 
     def backward(self, gy):
-        return np.where(self.positive, gy, gy * self.slope)
+        g = np.empty_like(gy)
+
+        def block(gyb, xb, gb):
+            self._factor(xb, gb)
+            gb *= gyb
+        blockwise(block, gy, self.inputs[0].data, g)
+        return g
 
 
 class ReLU6(Function):

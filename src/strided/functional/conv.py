@@ -18,7 +18,8 @@ How it is computed (one mechanism for every number of spatial axes):
   adjacent windows per row (:mod:`.banded`); 3x3 stride 1 with many channels, Winograd's
   F(2x2, 3x3) (:mod:`.winograd`: 2.25x fewer multiplications).
 * **weight gradient**: ``gw = cols.T @ gy`` (the cols recomputed block by block); with few
-  output channels ``r`` adjacent windows per row (:mod:`.banded`).
+  output channels ``r`` adjacent windows per row (:mod:`.banded`); Winograd's adjoint where the
+  forward uses Winograd.
 * **input gradient**: with few input channels (LeNet's 5x5 on 6 channels) banded GEMMs
   over image rows (:mod:`.banded`).  Else, for stride 1 it *is* a convolution: ``gy`` padded by
   ``dilation*(K-1)`` convolved with the flipped kernel whose in/out channels
@@ -39,7 +40,7 @@ from ..tensor import Function, Tensor
 from .banded import banded_grad_input, banded_pays, grouped_forward, grouped_grad_weight, window_group
 from .im2col import Im2col, apply_activation, col2im_grad_input, conv_gemm, conv_grad_weight, row_blocks
 from .parallel import blas_single_threaded, parallel_for
-from .winograd import winograd_conv, winograd_pays
+from .winograd import winograd_conv, winograd_grad_weight, winograd_pays
 from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, ntuple, resolve_padding
 
 __all__ = ["conv2d", "conv3d", "conv", "conv_output_shape", "ACTIVATIONS"]
@@ -189,7 +190,10 @@ class Conv(Function):
 
         w, G = self.w, self.groups
         r = window_group(w.shape, self.out_spatial, self.stride, self.dilation, G) if self.needs_grad[1] else 1
-        if r > 1:
+        if self.needs_grad[1] and winograd_pays(self.x_shape, w.shape, self.out_spatial, self.stride,
+                                                self.dilation, G):
+            gw = winograd_grad_weight(self.xp, gy)
+        elif r > 1:
             gw = grouped_grad_weight(self.xp, gy, self.kernel, r)
         elif self.needs_grad[1]:
             im = Im2col(self.xp, self.kernel, self.stride, self.dilation, self.out_spatial)

@@ -108,3 +108,22 @@ def parallel_blocks(n: int, item_bytes: int, work, budget: int = 1 << 19) -> Non
         for b0, b1 in blocks(lo, hi, item_bytes, budget):
             work(b0, b1)
     parallel_for(n, run, work_bytes=n * item_bytes)
+
+
+def blockwise(fn, *arrays, budget: int = 1 << 17) -> None:
+    """``fn(*blocks)`` over matching flat slices of same-shaped ``arrays`` (the last one written),
+    each slice about ``budget`` bytes per array, the slices shared out over the threads.
+
+    Elementwise work of several NumPy passes (a multiply, then a masked copy) then streams each
+    big array through memory once: the passes after the first find the slice in cache.  Arrays
+    that are not contiguous are handed to ``fn`` whole."""
+    if not all(a.flags.c_contiguous for a in arrays):
+        fn(*arrays)
+        return
+    flat = [a.reshape(-1) for a in arrays]
+    itemsize = max(a.itemsize for a in arrays)
+
+    def work(lo, hi):
+        fn(*(f[lo:hi] for f in flat))
+    parallel_blocks(flat[0].size, itemsize, work, budget)
+

@@ -33,7 +33,7 @@ import numpy as np
 from .im2col import apply_activation, row_blocks
 from .parallel import blas_single_threaded, parallel_for
 
-__all__ = ["winograd_pays", "winograd_weights", "winograd_conv", "G_MATRIX", "BLOCK_TILE_BYTES"]
+__all__ = ["winograd_pays", "winograd_weights", "winograd_conv", "winograd_grad_weight", "G_MATRIX", "BLOCK_TILE_BYTES"]
 
 G_MATRIX = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])  # (tests)
 BLOCK_TILE_BYTES = 1 << 21  # bytes of transformed input (16 numbers per tile and channel) per block
@@ -151,3 +151,66 @@ def winograd_conv(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     with blas_single_threaded():
         parallel_for(len(blocks), work, work_bytes=y.nbytes * 16 * C // 32)
     return np.ascontiguousarray(y[:, :H, :W]) if (H % 2 or W % 2) else y
+
+
+def _grad_tiles(gy: np.ndarray, Q: np.ndarray, gM: np.ndarray) -> None:
+    """``gM = A gY A^T`` for every 2x2 tile ``gY`` of the output gradient (the adjoint of
+    :func:`_output_tiles`): ``A`` sends ``(y0, y1)`` to ``(y0, y0 + y1, y0 - y1, -y1)``.
+    ``gy`` ``(2, 2, *tiles, O)`` (a view), ``Q`` ``(4, 2, *tiles, O)`` scratch, ``gM`` ``(4, 4, *tiles, O)``."""
+    np.copyto(Q[0], gy[0])
+    np.add(gy[0], gy[1], out=Q[1])
+    np.subtract(gy[0], gy[1], out=Q[2])
+    np.negative(gy[1], out=Q[3])
+    np.copyto(gM[:, 0], Q[:, 0])
+    np.add(Q[:, 0], Q[:, 1], out=gM[:, 1])
+    np.subtract(Q[:, 0], Q[:, 1], out=gM[:, 2])
+    np.negative(Q[:, 1], out=gM[:, 3])
+
+
+def _apply_g_transpose(u: np.ndarray, out: np.ndarray) -> None:
+    """``out[i] = sum_k G[k, i] u[k]`` along the first axis (4 -> 3): ``G^T`` sends
+    ``(u0, u1, u2, u3)`` to ``(u0 + (u1+u2)/2, (u1-u2)/2, (u1+u2)/2 + u3)``."""
+    np.add(u[1], u[2], out=out[2])
+    np.subtract(u[1], u[2], out=out[1])
+    out[1:] *= 0.5
+    np.add(out[2], u[0], out=out[0])
+    out[2] += u[3]
+
+
+def winograd_grad_weight(xp: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Weight gradient of :func:`winograd_conv`: ``gw[i, j, c, o] = sum xp[n, h+i, w+j, c] gy[n, h, w, o]``
+    ``(3, 3, C, O)``, as ``G^T (sum over tiles V[k]^T gM[k]) G`` with ``gM = A gY A^T``:
+    16 GEMMs ``(C, tiles) @ (tiles, O)`` instead of ``(9C, pixels) @ (pixels, O)``."""
+    N, Hp, Wp, C = xp.shape
+    H, W, O = gy.shape[1], gy.shape[2], gy.shape[3]
+    th, tw = (H + 1) // 2, (W + 1) // 2
+    if (H % 2) or (W % 2):  # the extra outputs of the last tiles have zero gradient
+        xp = np.pad(xp, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))
+        gy = np.pad(gy, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))
+    blocks = row_blocks(N, (th, tw), 16 * max(C, O) * xp.itemsize, BLOCK_TILE_BYTES)
+    partials = []   # one (16, C, O) sum per thread
+
+    def work(lo, hi):
+        acc, tmp = np.zeros((16, C, O), xp.dtype), np.empty((16, C, O), xp.dtype)
+        for n0, n1, t0, t1 in blocks[lo:hi]:
+            n, rows = n1 - n0, t1 - t0
+            T = n * rows * tw
+            V = np.empty((4, 4, n, rows, tw, C), xp.dtype)
+            _input_tiles(xp[n0:n1, 2 * t0:2 * t1 + 2], rows, tw,
+                         np.empty((4, n, rows, 2 * tw + 2, C), xp.dtype), V)
+            gM = np.empty((4, 4, n, rows, tw, O), xp.dtype)
+            tiles = gy[n0:n1, 2 * t0:2 * t1].reshape(n, rows, 2, tw, 2, O).transpose(2, 4, 0, 1, 3, 5)
+            _grad_tiles(tiles, np.empty((4, 2, n, rows, tw, O), xp.dtype), gM)
+            np.matmul(V.reshape(16, T, C).transpose(0, 2, 1), gM.reshape(16, T, O), out=tmp)
+            acc += tmp
+        partials.append(acc)
+
+    with blas_single_threaded():
+        parallel_for(len(blocks), work, work_bytes=gy.nbytes * 16 * C // 32)
+    gU = (np.sum(partials, axis=0) if len(partials) > 1 else partials[0]).reshape(4, 4, C, O)
+    rows = np.empty((3, 4, C, O), xp.dtype)
+    _apply_g_transpose(gU, rows)                                   # G^T gU: (3, 4, C, O)
+    gw = np.empty((3, 3, C, O), xp.dtype)
+    _apply_g_transpose(rows.transpose(1, 0, 2, 3), gw.transpose(1, 0, 2, 3))   # (G^T gU) G
+    return gw
+
