@@ -73,3 +73,44 @@ def test_split_and_unsplit_runs_give_the_same_numbers(two_threads):
     whole = run_ops()
     for s, w in zip(split, whole):
         np.testing.assert_allclose(s, w, rtol=1e-12, atol=1e-12)
+
+
+def test_blockwise_covers_every_element_once_in_blocks_over_threads(two_threads):
+    parallel.set_parallel_threshold(0)
+    x = np.arange(100_003.0)
+    out = np.zeros_like(x)
+    sizes, threads = [], set()
+
+    def fn(xb, ob):
+        sizes.append(xb.size)
+        threads.add(threading.get_ident())
+        ob += xb + 1
+    parallel.blockwise(fn, x, out, budget=8 * 1000)
+    np.testing.assert_array_equal(out, x + 1)          # each element written exactly once
+    assert sum(sizes) == x.size and max(sizes) <= 1000 and len(threads) == 2
+
+
+def test_blockwise_hands_non_contiguous_arrays_over_whole():
+    x = np.arange(24.0).reshape(4, 6)[:, ::2]
+    out = np.zeros_like(x)
+    calls = []
+    parallel.blockwise(lambda a, b: calls.append(a.shape) or np.add(a, 1, out=b), x, out, budget=8)
+    assert calls == [(4, 3)] and np.array_equal(out, x + 1)
+
+
+@pytest.mark.parametrize("slope", [0.1, 0.0, 1.5, -0.3])
+def test_leaky_relu_and_relu_over_many_blocks_and_threads(two_threads, slope):
+    """Arrays of many cache blocks, split over 2 threads: the formula, for every element."""
+    parallel.set_parallel_threshold(0)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 64, 64, 16))
+    x[0, 0, 0, :4] = 0.0                                  # exact zeros: gradient slope (as torch)
+    gy = rng.standard_normal(x.shape)
+    t = Tensor(x, requires_grad=True)
+    y = F.leaky_relu(t, slope)
+    y.backward(gy)
+    np.testing.assert_array_equal(y.data, np.where(x > 0, x, slope * x))
+    np.testing.assert_array_equal(t.grad, np.where(x > 0, gy, slope * gy))
+    r = Tensor(x, requires_grad=True)
+    F.relu(r).backward(gy)
+    np.testing.assert_array_equal(r.grad, np.where(x > 0, gy, 0.0))
