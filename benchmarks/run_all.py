@@ -14,6 +14,7 @@ leak into the next script), with the same ``--threads``:
     face_pipeline.py face-api's pipeline and its networks (recognition net at 150); needs face-api's weights
     yolo_step.py     yolo_tiny training step
     style_step.py    neural style step (VGG-19 features, 400x300, fwd + bwd to the image)
+    winograd.py      3x3 convolutions: Winograd vs im2col vs PyTorch per layer shape (no target; the rule's evidence)
     memory.py        peak memory of a resnet50 training step at batch 16 (each side in fresh processes, median of 3)
 
 Each script prints its own table as it goes; at the end a summary table gathers every row
@@ -53,6 +54,7 @@ SCRIPTS = {
     "face_pipeline": ("face_pipeline.py", [], {}),
     "yolo_step": ("yolo_step.py", [], {}),
     "style_step": ("style_step.py", ["--lbfgs-steps", "0"], {}),
+    "winograd": ("winograd.py", [], {}),
     "memory": ("memory.py", [], {"strided": "strided MiB", "torch": "torch MiB"}),
 }
 DEFAULT_COLUMNS = {"case": "case", "strided": "strided ms", "torch": "torch ms", "ratio": "ratio", "target": "target"}

@@ -110,7 +110,7 @@ def parallel_blocks(n: int, item_bytes: int, work, budget: int = 1 << 19) -> Non
     parallel_for(n, run, work_bytes=n * item_bytes)
 
 
-def blockwise(fn, *arrays, budget: int = 1 << 17) -> None:
+def blockwise(fn, *arrays, budget: int = 1 << 19) -> None:
     """``fn(*blocks)`` over matching flat slices of same-shaped ``arrays`` (the last one written),
     each slice about ``budget`` bytes per array, the slices shared out over the threads.
 
