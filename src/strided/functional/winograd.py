@@ -105,6 +105,21 @@ def _input_tiles(xb: np.ndarray, rows: int, cols: int, buffer: np.ndarray, V: np
     np.subtract(c1, c3, out=V[:, 3])
 
 
+def _block_input_tiles(xp: np.ndarray, n0: int, n1: int, t0: int, t1: int, tw: int) -> np.ndarray:
+    """``V`` ``(16, tiles, C)`` of the tile rows ``t0:t1`` of images ``n0:n1`` (see :func:`_input_tiles`)."""
+    n, rows, C = n1 - n0, t1 - t0, xp.shape[-1]
+    V = np.empty((4, 4, n, rows, tw, C), xp.dtype)
+    _input_tiles(xp[n0:n1, 2 * t0:2 * t1 + 2], rows, tw, np.empty((4, n, rows, 2 * tw + 2, C), xp.dtype), V)
+    return V.reshape(16, n * rows * tw, C)
+
+
+def _tile_entries(image_rows: np.ndarray) -> np.ndarray:
+    """View ``(2, 2, n, rows, tw, O)`` of ``(n, 2*rows, 2*tw, O)``: pixel ``(2t + a, 2s + c)`` is
+    tile ``(t, s)``'s entry ``(a, c)``."""
+    n, H2, W2, O = image_rows.shape
+    return image_rows.reshape(n, H2 // 2, 2, W2 // 2, 2, O).transpose(2, 4, 0, 1, 3, 5)
+
+
 def _output_tiles(M: np.ndarray, P: np.ndarray, y: np.ndarray) -> None:
     """2x2 output tiles ``y = A^T M A``: ``M`` ``(4, 4, *tiles, O)``, ``P`` ``(2, 4, *tiles, O)``
     scratch, ``y`` ``(2, 2, *tiles, O)`` (any strides: a view of the output image)."""
@@ -135,15 +150,9 @@ def winograd_conv(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     def work(lo, hi):
         for n0, n1, t0, t1 in blocks[lo:hi]:
             n, rows = n1 - n0, t1 - t0
-            T = n * rows * tw
-            V = np.empty((4, 4, n, rows, tw, C), xp.dtype)
-            _input_tiles(xp[n0:n1, 2 * t0:2 * t1 + 2], rows, tw,
-                         np.empty((4, n, rows, 2 * tw + 2, C), xp.dtype), V)
-            M = np.matmul(V.reshape(16, T, C), U).reshape(4, 4, n, rows, tw, O)
+            M = np.matmul(_block_input_tiles(xp, n0, n1, t0, t1, tw), U).reshape(4, 4, n, rows, tw, O)
             block = y[n0:n1, 2 * t0:2 * t1]
-            # output pixel (2t + a, 2s + c) of the block is tile (t, s)'s entry (a, c)
-            tiles = block.reshape(n, rows, 2, tw, 2, O).transpose(2, 4, 0, 1, 3, 5)
-            _output_tiles(M, np.empty((2, 4, n, rows, tw, O), xp.dtype), tiles)
+            _output_tiles(M, np.empty((2, 4, n, rows, tw, O), xp.dtype), _tile_entries(block))
             if b is not None:
                 block += b
             apply_activation(block, activation)
@@ -194,14 +203,10 @@ def winograd_grad_weight(xp: np.ndarray, gy: np.ndarray) -> np.ndarray:
         acc, tmp = np.zeros((16, C, O), xp.dtype), np.empty((16, C, O), xp.dtype)
         for n0, n1, t0, t1 in blocks[lo:hi]:
             n, rows = n1 - n0, t1 - t0
-            T = n * rows * tw
-            V = np.empty((4, 4, n, rows, tw, C), xp.dtype)
-            _input_tiles(xp[n0:n1, 2 * t0:2 * t1 + 2], rows, tw,
-                         np.empty((4, n, rows, 2 * tw + 2, C), xp.dtype), V)
+            V = _block_input_tiles(xp, n0, n1, t0, t1, tw)
             gM = np.empty((4, 4, n, rows, tw, O), xp.dtype)
-            tiles = gy[n0:n1, 2 * t0:2 * t1].reshape(n, rows, 2, tw, 2, O).transpose(2, 4, 0, 1, 3, 5)
-            _grad_tiles(tiles, np.empty((4, 2, n, rows, tw, O), xp.dtype), gM)
-            np.matmul(V.reshape(16, T, C).transpose(0, 2, 1), gM.reshape(16, T, O), out=tmp)
+            _grad_tiles(_tile_entries(gy[n0:n1, 2 * t0:2 * t1]), np.empty((4, 2, n, rows, tw, O), xp.dtype), gM)
+            np.matmul(V.transpose(0, 2, 1), gM.reshape(16, -1, O), out=tmp)
             acc += tmp
         partials.append(acc)
 
