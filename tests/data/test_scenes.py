@@ -275,3 +275,27 @@ def test_named_builders_split_glyphs_and_photos():
     assert train.name == "digits-scenes" and train.classes == [str(d) for d in range(10)]
     train, test = SCENE_DATASETS["fashion-loc"][0](train=3, test=2, size=32)
     assert len(train) == 3 and len(test) == 2 and train.classes[0] == "T-shirt/top"
+
+
+def test_the_named_sets_keep_their_twelve_training_photos_and_the_extra_ones_load():
+    """EXTRA_TRAIN_PHOTOS adds backgrounds for trainers that want them; the named sets (and so every
+    number measured on them) keep the 12 photos, and no photo is both a training and a test photo."""
+    assert scenes.TRAIN_PHOTOS == ("astronaut", "coffee", "rocket", "camera", "brick", "grass", "motorcycle",
+                                   "hubble", "retina", "coins", "moon", "ihc")
+    extra = scenes.EXTRA_TRAIN_PHOTOS
+    assert extra[:12] == scenes.TRAIN_PHOTOS and len(extra) == 27 and len(set(extra)) == 27
+    assert not set(extra) & set(scenes.TEST_PHOTOS)
+    for name in extra:
+        try:
+            photo = scenes.load_photos([name])[0]
+        except scenes.DatasetUnavailable as error:
+            assert scenes.PHOTOS[name][1] == "darknet" and "strided data fetch darknet" in str(error)
+            continue
+        assert photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= 96
+
+
+def test_a_missing_photo_says_where_it_comes_from(monkeypatch, tmp_path):
+    monkeypatch.setattr(scenes, "DARKNET_DIR", tmp_path)
+    with pytest.raises(scenes.DatasetUnavailable, match=r"'dog' \(dog.jpg\) not found: it ships with 'darknet' "
+                                                        r"\(strided data fetch darknet\)"):
+        scenes.photo_path("dog")
