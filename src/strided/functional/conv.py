@@ -40,8 +40,8 @@ from ..tensor import Function, Tensor
 from .banded import banded_grad_input, banded_pays, grouped_forward, grouped_grad_weight, window_group
 from .im2col import Im2col, apply_activation, col2im_grad_input, conv_gemm, conv_grad_weight, row_blocks
 from .parallel import blas_single_threaded, parallel_for
-from .winograd import winograd_conv, winograd_grad_weight, winograd_pays
 from .utils import check_positive, check_rank, float_tensor, get_conv_outsize, ntuple, resolve_padding
+from .winograd import winograd_conv, winograd_grad_weight, winograd_pays
 
 __all__ = ["conv2d", "conv3d", "conv", "conv_output_shape", "ACTIVATIONS"]
 

@@ -114,7 +114,7 @@ def blockwise(fn, *arrays, budget: int = 1 << 19) -> None:
     """``fn(*blocks)`` over matching flat slices of same-shaped ``arrays`` (the last one written),
     each slice about ``budget`` bytes per array, the slices shared out over the threads.
 
-    Elementwise work of several NumPy passes (a multiply, then a masked copy) then streams each
+    Elementwise work of several NumPy passes (a multiply, then a maximum) then streams each
     big array through memory once: the passes after the first find the slice in cache.  Arrays
     that are not contiguous are handed to ``fn`` whole."""
     if not all(a.flags.c_contiguous for a in arrays):
