@@ -295,7 +295,7 @@ def test_the_named_sets_keep_their_twelve_training_photos_and_the_extra_ones_loa
 
 
 def test_a_missing_photo_says_where_it_comes_from(monkeypatch, tmp_path):
-    monkeypatch.setattr(scenes, "DARKNET_DIR", tmp_path)
+    monkeypatch.setattr(scenes, "DARKNET_DATA", tmp_path)
     with pytest.raises(scenes.DatasetUnavailable, match=r"'dog' \(dog.jpg\) not found: it ships with 'darknet' "
                                                         r"\(strided data fetch darknet\)"):
         scenes.photo_path("dog")

@@ -59,7 +59,7 @@ import numpy as np
 
 from ..errors import DatasetUnavailable, StridedError
 from .image import read_image, to_uint8
-from .sources import DATASETS, FASHION_CLASSES, SCENE_OPTIONS, DataSource, fashion_mnist, mnist_5k, package_dir
+from .sources import DARKNET_DATA, DATASETS, FASHION_CLASSES, SCENE_OPTIONS, DataSource, fashion_mnist, mnist_5k, package_dir
 
 __all__ = ["make_localization", "make_scenes", "course_targets", "LocalizationSet", "SceneSet",
            "SceneError", "SCENE_DATASETS", "PHOTOS", "TEST_PHOTOS", "TRAIN_PHOTOS", "EXTRA_TRAIN_PHOTOS", "GLYPH_SOURCES",
@@ -78,8 +78,8 @@ class SceneError(StridedError, ValueError):
 
 
 # =========================================================================== sources
-# photos: (file name inside the package's folder, package, sub-folder)
-PHOTOS = {
+# photos: (file name inside the package's folder, package, sub-folder); the named sets use these 15
+NAMED_SET_PHOTOS = {
     "astronaut": ("astronaut.png", "skimage", "data"),
     "coffee": ("coffee.png", "skimage", "data"),
     "chelsea": ("chelsea.png", "skimage", "data"),
@@ -98,13 +98,13 @@ PHOTOS = {
 }
 # photos kept for the held-out (test) sets; the named sets train on the other 12
 TEST_PHOTOS = ("grace_hopper", "chelsea", "gravel")
-TRAIN_PHOTOS = tuple(name for name in PHOTOS if name not in TEST_PHOTOS)
+TRAIN_PHOTOS = tuple(name for name in NAMED_SET_PHOTOS if name not in TEST_PHOTOS)
 
 # more backgrounds for a trainer that wants them (``make_scenes(..., photos=EXTRA_TRAIN_PHOTOS)``;
 # benchmarks/yolo_scenes.py ``--photos more``).  The named sets keep :data:`TRAIN_PHOTOS`, so
 # their images never change.  ``"darknet"`` photos come with Debian's darknet package
 # (``strided data fetch darknet``), the others with scikit-image and scikit-learn.
-PHOTOS.update({
+MORE_PHOTOS = {
     "cell": ("cell.png", "skimage", "data"),
     "color": ("color.png", "skimage", "data"),
     "clock": ("clock_motion.png", "skimage", "data"),
@@ -120,10 +120,9 @@ PHOTOS.update({
     "kite": ("kite.jpg", "darknet", "data"),
     "person": ("person.jpg", "darknet", "data"),
     "scream": ("scream.jpg", "darknet", "data"),
-})
-EXTRA_TRAIN_PHOTOS = TRAIN_PHOTOS + tuple(name for name in PHOTOS
-                                          if name not in TRAIN_PHOTOS and name not in TEST_PHOTOS)
-DARKNET_DIR = Path("/usr/share/darknet")
+}
+PHOTOS = {**NAMED_SET_PHOTOS, **MORE_PHOTOS}
+EXTRA_TRAIN_PHOTOS = TRAIN_PHOTOS + tuple(MORE_PHOTOS)
 INSTALL_HINT = {"skimage": "pip install scikit-image", "sklearn": "pip install scikit-learn",
                 "matplotlib": "pip install matplotlib", "darknet": "strided data fetch darknet"}
 
@@ -139,7 +138,7 @@ GLYPH_STYLE = {"digits": (1.0, 0.0), "fashion": (3.0, 0.5)}
 def photo_path(name: str) -> Path:
     """Where the background photo ``name`` (a key of :data:`PHOTOS`) is on this machine."""
     file, package, sub = PHOTOS[name]
-    folder = DARKNET_DIR if package == "darknet" else package_dir(package)
+    folder = DARKNET_DATA if package == "darknet" else package_dir(package)
     path = folder / sub / file if folder is not None else None
     if path is None or not path.is_file():
         raise DatasetUnavailable(f"background photo {name!r} ({file}) not found: it ships with "

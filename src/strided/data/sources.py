@@ -48,7 +48,7 @@ from .h5 import load_h5
 from .idx import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IDXError, read_idx
 
 __all__ = ["DataSource", "DatasetInfo", "DATASETS", "SCENE_OPTIONS", "load", "info", "fashion_mnist",
-           "mnist_5k", "digits", "lfw_faces", "FASHION_CLASSES", "FASHION_DIR",
+           "mnist_5k", "digits", "lfw_faces", "FASHION_CLASSES", "FASHION_DIR", "DARKNET_DATA",
            "DatasetUnavailable", "read_idx"]
 
 
@@ -70,6 +70,10 @@ def _first_existing(folder: Path | None, names) -> Path | None:
         if (folder / name).is_file():
             return folder / name
     return None
+
+
+#: where Debian's darknet package keeps cfg/ and data/ (coco.names, voc.names, sample photos)
+DARKNET_DATA = Path("/usr/share/darknet")
 
 
 # =========================================================================== fashion-mnist

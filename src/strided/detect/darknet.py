@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.image import to_float
+from ..data.sources import DARKNET_DATA
 from ..errors import ImageError, ModelFileError
 from ..io.darknet import read_darknet
 from ..tensor import no_grad
@@ -37,8 +38,6 @@ from .decode import check_thresholds, decode_head, detections_from_head, letterb
 __all__ = ["darknet_detector", "DarknetDetector", "read_names", "darknet_resize", "letterbox",
            "DARKNET_DATA"]
 
-#: where Debian's darknet package keeps cfg/ and data/ (coco.names, voc.names, sample photos)
-DARKNET_DATA = Path("/usr/share/darknet")
 
 
 def read_names(path) -> list:
