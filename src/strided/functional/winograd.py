@@ -133,6 +133,14 @@ def _output_tiles(M: np.ndarray, P: np.ndarray, y: np.ndarray) -> None:
     y[:, 1] -= P[:, 3]                    #          p1 - p2 - p3
 
 
+def _even_sides(a: np.ndarray, H: int, W: int) -> np.ndarray:
+    """``a`` with one more zero row / column when the output side ``H`` / ``W`` is odd, so that
+    every 2x2 output tile is whole (the extra outputs are cropped); ``a`` itself otherwise."""
+    if H % 2 or W % 2:
+        return np.pad(a, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))
+    return a
+
+
 def winograd_conv(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
                   activation: str | None = None) -> np.ndarray:
     """3x3 stride-1 convolution of the padded input ``xp`` ``(N, H+2, W+2, C)`` with ``w``
@@ -141,8 +149,7 @@ def winograd_conv(xp: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,
     O = w.shape[-1]
     H, W = Hp - 2, Wp - 2
     th, tw = (H + 1) // 2, (W + 1) // 2
-    if (H % 2) or (W % 2):  # an odd side: one more zero row / column so every tile is whole
-        xp = np.pad(xp, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))
+    xp = _even_sides(xp, H, W)
     U = winograd_weights(w)
     y = np.empty((N, 2 * th, 2 * tw, O), dtype=xp.dtype)
     blocks = row_blocks(N, (th, tw), 16 * max(C, O) * xp.itemsize, BLOCK_TILE_BYTES)
@@ -193,9 +200,7 @@ def winograd_grad_weight(xp: np.ndarray, gy: np.ndarray) -> np.ndarray:
     N, Hp, Wp, C = xp.shape
     H, W, O = gy.shape[1], gy.shape[2], gy.shape[3]
     th, tw = (H + 1) // 2, (W + 1) // 2
-    if (H % 2) or (W % 2):  # the extra outputs of the last tiles have zero gradient
-        xp = np.pad(xp, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))
-        gy = np.pad(gy, ((0, 0), (0, H % 2), (0, W % 2), (0, 0)))
+    xp, gy = _even_sides(xp, H, W), _even_sides(gy, H, W)   # the extra outputs have zero gradient
     blocks = row_blocks(N, (th, tw), 16 * max(C, O) * xp.itemsize, BLOCK_TILE_BYTES)
     partials = []   # one (16, C, O) sum per thread
 
