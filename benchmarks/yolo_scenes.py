@@ -39,8 +39,8 @@ from strided.data.loader import DataLoader
 from strided.data.scenes import EXTRA_TRAIN_PHOTOS, make_scenes
 from strided.detect.anchors import kmeans_anchors
 from strided.detect.metrics import evaluate
-from strided.detect.report import ValidationMAP, plot_detections_grid
-from strided.detect.training import YoloLoss, collate_detection, predict_boxes
+from strided.detect.report import ValidationMAP, coco_predictions, plot_detections_grid
+from strided.detect.training import YoloLoss, collate_detection, predict_boxes, resize_batch
 from strided.models.yolo import DEFAULT_ANCHORS, yolo_tiny
 from strided.optim.schedule import CosineLR, OneCycleLR
 from strided.train import Monitor, Trainer
@@ -59,7 +59,13 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", choices=sorted(SOURCES), default="digit-scenes")
     p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--input-size", type=int, default=96, help="scene side in pixels (multiple of 16)")
+    p.add_argument("--scene-size", type=int, default=96, help="side of the generated scenes in pixels")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="side the network sees (multiple of 16; default the scene side): scenes are resized "
+                        "to it (resize_batch) for training, validation and test; boxes are scored in scene pixels")
+    p.add_argument("--tta-sizes", type=int, nargs="+", default=None,
+                   help="also evaluate with test-time augmentation at these network sides (predict_boxes sizes)")
+    p.add_argument("--tta-flip", action="store_true", help="with --tta-sizes: also the mirrored views")
     p.add_argument("--train", type=int, default=6000)
     p.add_argument("--val", type=int, default=300)
     p.add_argument("--test", type=int, default=1000)
@@ -87,7 +93,10 @@ def main(argv=None):
                    "checkpoints/best.safetensors, same data and anchors): a second one-cycle phase")
     args = p.parse_args(argv)
 
-    source, size = SOURCES[args.data], args.input_size
+    source, size = SOURCES[args.data], args.scene_size
+    net_size = size if args.input_size is None else args.input_size
+    if net_size % 16:
+        p.error(f"--input-size must be a multiple of 16, received {net_size}")
     print(f"load average at start: {load_average()}", flush=True)
     t0 = time.perf_counter()
     train = make_scenes(source, args.train, size, args.max_objects, seed=0, split="train",
@@ -97,9 +106,9 @@ def main(argv=None):
     gen_s = time.perf_counter() - t0
     print(f"data: {train!r} / val {val!r} / test {test!r}; generated in {gen_s:.0f} s", flush=True)
 
-    cells = size / 16
+    cells = net_size / 16
     if args.anchors == "kmeans":
-        wh = np.concatenate([b[:, 2:] - b[:, :2] for b in train.boxes]) / 16.0
+        wh = np.concatenate([b[:, 2:] - b[:, :2] for b in train.boxes]) * (net_size / size) / 16.0
         anchors, mean_iou = kmeans_anchors(wh, args.num_anchors, seed=0)
         anchors = np.asarray(anchors)[np.argsort(np.prod(anchors, axis=1))]
         print(f"k-means anchors (cells of 16 px): {np.round(anchors, 2).tolist()} mean IoU {mean_iou:.3f}",
@@ -110,7 +119,7 @@ def main(argv=None):
         with open(args.anchors, encoding="utf-8") as f:
             anchors = np.asarray(json.load(f)["anchors"], dtype=np.float64)
         print(f"anchors from {args.anchors}: {anchors.tolist()}", flush=True)
-    model = yolo_tiny(num_classes=train.num_classes, anchors=anchors, input_size=size)
+    model = yolo_tiny(num_classes=train.num_classes, anchors=anchors, input_size=net_size)
     print(f"grid {cells:g}x{cells:g}; {sum(p.data.size for p in model.parameters()):,} parameters", flush=True)
     if args.init:
         load_weights(model, args.init)
@@ -120,11 +129,17 @@ def main(argv=None):
     if args.augment == "on":
         aug = BoxAugment(flip=0.0 if source == "digits" else 0.5, scale=(0.75, 1.25), translate=0.15,
                          brightness=0.25, contrast=0.25, saturation=0.3)
-        transform = lambda batch, rng: aug.batch(batch[0], batch[1], rng)  # noqa: E731
+        transform = lambda batch, rng: resized(aug.batch(batch[0], batch[1], rng))  # noqa: E731
         print(f"augmentation: {aug!r}", flush=True)
+    elif net_size != size:
+        transform = lambda batch, rng: resized(batch)  # noqa: E731
+    def resized(batch):          # the network's side; boxes are normalised, so they stay
+        return (resize_batch(batch[0], net_size),) + tuple(batch[1:])
+
     train_loader = DataLoader(train, args.batch_size, shuffle=True, seed=args.seed, collate_fn=collate_detection,
                               transform=transform, drop_last=True)
-    val_loader = DataLoader(val, 100, collate_fn=collate_detection)
+    val_loader = DataLoader(val, 100, collate_fn=collate_detection,
+                            transform=(lambda batch, rng: resized(batch)) if net_size != size else None)
     opt = optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps = args.epochs * len(train_loader)
     schedule, per = None, "epoch"
@@ -153,10 +168,8 @@ def main(argv=None):
     load_weights(model, os.path.join(args.out, "checkpoints", "best.safetensors"))
 
     t2 = time.perf_counter()
-    dets = predict_boxes(model, test.images, conf=0.001, iou=0.45, max_det=100)
-    predictions = [{"image_id": i, "category_id": d["class"], "score": d["score"],
-                    "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]]}
-                   for i, det in enumerate(dets) for d in det]
+    dets = predict_boxes(model, test.images, conf=0.001, iou=0.45, max_det=100, sizes=net_size)
+    predictions = coco_predictions(dets)
     result = evaluate(predictions, test.coco_ground_truth(), image_ids=list(range(len(test))),
                       category_ids=list(range(test.num_classes)))
     # class-agnostic: every class as one, to separate finding the objects from naming them
@@ -165,16 +178,23 @@ def main(argv=None):
                         image_ids=list(range(len(test))), category_ids=[0])
     # the same on 1000 training images (no augmentation) to see the generalisation gap
     n_seen = min(1000, len(train))
-    dets_tr = predict_boxes(model, train.images[:n_seen], conf=0.001, iou=0.45, max_det=100)
-    pred_tr = [{"image_id": i, "category_id": d["class"], "score": d["score"],
-                "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]]}
-               for i, det in enumerate(dets_tr) for d in det]
+    dets_tr = predict_boxes(model, train.images[:n_seen], conf=0.001, iou=0.45, max_det=100, sizes=net_size)
+    pred_tr = coco_predictions(dets_tr)
     gt_tr = [g for g in train.coco_ground_truth() if g["image_id"] < n_seen]
     result_tr = evaluate(pred_tr, gt_tr, image_ids=list(range(n_seen)), category_ids=list(range(train.num_classes)))
+    tta = None
+    if args.tta_sizes:
+        dets_tta = predict_boxes(model, test.images, conf=0.001, iou=0.45, max_det=100, sizes=args.tta_sizes,
+                                 flip=args.tta_flip)
+        result_tta = evaluate(coco_predictions(dets_tta), test.coco_ground_truth(), image_ids=list(range(len(test))),
+                              category_ids=list(range(test.num_classes)))
+        tta = {"sizes": args.tta_sizes, "flip": args.tta_flip, "test_mAP50": round(result_tta["map50"], 4),
+               "test_mAP50_95": round(result_tta["map50_95"], 4), "test_mAP75": round(result_tta["map75"], 4),
+               "per_class_AP50": {train.classes[k]: round(v["ap50"], 4) for k, v in result_tta["per_class"].items()}}
     eval_s = time.perf_counter() - t2
     per_class = {train.classes[k]: round(v["ap50"], 4) for k, v in result["per_class"].items()}
     summary = {
-        "data": args.data, "input_size": size, "grid": int(cells), "train_images": len(train),
+        "data": args.data, "scene_size": size, "input_size": net_size, "grid": int(cells), "train_images": len(train),
         "test_images": len(test), "epochs": len(trainer.history),
         "best_epoch": int(np.argmax([h["val_mAP50"] for h in trainer.history])) + 1 if trainer.history else None,
         "val_mAP50": [round(h["val_mAP50"], 4) for h in trainer.history],
@@ -186,12 +206,16 @@ def main(argv=None):
         "train_seconds": round(train_s, 1), "images_per_second": round(args.epochs * len(train_loader) *
                                                                       args.batch_size / train_s, 2) if train_s else None,
         "generate_seconds": round(gen_s, 1), "eval_seconds": round(eval_s, 1),
-        "anchors": np.round(model.anchors, 3).tolist(), "load_average_end": load_avg, "args": vars(args),
+        "tta": tta, "anchors": np.round(model.anchors, 3).tolist(), "load_average_end": load_avg, "args": vars(args),
     }
     print(f"test ({len(test)} held-out images): mAP50 {result['map50']:.4f}  mAP50-95 {result['map50_95']:.4f}  "
           f"mAP75 {result['map75']:.4f}  (train images: mAP50 {result_tr['map50']:.4f}); class-agnostic AP50 "
           f"{agnostic['map50']:.4f}, AP50-95 {agnostic['map50_95']:.4f}", flush=True)
     print("per-class AP50: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()), flush=True)
+    if tta:
+        print(f"test with test-time augmentation (sizes {tta['sizes']}{', flips' if tta['flip'] else ''}): "
+              f"mAP50 {tta['test_mAP50']:.4f}  mAP50-95 {tta['test_mAP50_95']:.4f}  mAP75 {tta['test_mAP75']:.4f}; "
+              "per class " + ", ".join(f"{k} {v:.3f}" for k, v in tta["per_class_AP50"].items()), flush=True)
     print(f"training {train_s / 60:.1f} min, {summary['images_per_second']} images/s; load average {load_avg}",
           flush=True)
     from strided.fileio import atomic_write_json

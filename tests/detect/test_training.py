@@ -196,3 +196,65 @@ def test_predict_boxes_returns_pixels_and_names_and_restores_mode():
         predict_boxes(model, images, conf=2)
     with pytest.raises(DetectionDataError, match=r"has no .anchors"):
         predict_boxes(nn.Identity(), images)
+
+
+class RecordingHead(FixedHead):
+    """FixedHead that also keeps every input it saw."""
+
+    def forward(self, x):
+        self.inputs = getattr(self, "inputs", []) + [np.array(x.data)]
+        return super().forward(x)
+
+
+def test_resize_batch_is_darknet_resize_per_image_and_leaves_the_size_alone():
+    from strided.detect.darknet import darknet_resize
+    from strided.detect.training import resize_batch
+
+    x = np.random.default_rng(0).random((3, 20, 24, 3)).astype(np.float32)
+    out = resize_batch(x, 32)
+    assert out.shape == (3, 32, 32, 3)
+    for n in range(3):
+        np.testing.assert_array_equal(out[n], darknet_resize(x[n], 32, 32))
+    square = x[:, :, :20]
+    assert resize_batch(square, 20) is square
+    assert resize_batch(x[:0], 16).shape == (0, 16, 16, 3)
+
+
+def test_predict_boxes_sizes_resizes_and_returns_boxes_in_the_given_images_pixels():
+    from strided.detect.training import resize_batch
+    from strided.models.yolo import yolo_tiny
+
+    sd.manual_seed(0)
+    model = yolo_tiny(num_classes=3, input_size=32)
+    images = (np.random.default_rng(1).random((2, 48, 48, 3)) * 255).astype(np.uint8)
+    direct = predict_boxes(model, resize_batch(images / 255.0, 64), conf=0.01, max_det=20)
+    via_sizes = predict_boxes(model, images, conf=0.01, max_det=20, sizes=64)
+    assert sum(map(len, direct)) > 0
+    for a, b in zip(direct, via_sizes):
+        assert [d["class"] for d in a] == [d["class"] for d in b]
+        np.testing.assert_allclose([d["score"] for d in a], [d["score"] for d in b], rtol=1e-5)
+        np.testing.assert_allclose(np.array([d["box"] for d in a]).reshape(-1, 4) * 48 / 64,
+                                   np.array([d["box"] for d in b]).reshape(-1, 4), atol=1e-3)
+
+
+def test_predict_boxes_test_time_augmentation_pools_views_before_nms():
+    boxes = np.array([[0.1, 0.1, 0.3, 0.3]])
+    images = (np.random.default_rng(2).random((2, 40, 80, 3)) * 255).astype(np.uint8)
+    # every view answers the same normalised box: the views' copies suppress each other
+    model = RecordingHead(head_with(boxes, [1]).reshape(1, 4, 4, -1))
+    out = predict_boxes(model, images, conf=0.5, sizes=(32, 48))
+    assert [len(d) for d in out] == [1, 1]
+    np.testing.assert_allclose(out[0][0]["box"], [8, 4, 24, 12], atol=1e-4)
+    assert [x.shape for x in model.inputs] == [(2, 32, 32, 3), (2, 48, 48, 3)]
+    # flip: the mirrored view's box is mirrored back, x -> 1 - x (a box on the left answered by the
+    # mirrored image is an object on the right of the original)
+    model = RecordingHead(head_with(boxes, [1]).reshape(1, 4, 4, -1))
+    out = predict_boxes(model, images, conf=0.5, flip=True, sizes=40)
+    assert len(model.inputs) == 2
+    np.testing.assert_array_equal(model.inputs[1], model.inputs[0][:, :, ::-1])
+    got = sorted(d["box"] for d in out[0])
+    np.testing.assert_allclose(got, [[8, 4, 24, 12], [56, 4, 72, 12]], atol=1e-4)
+    with pytest.raises(DetectionDataError, match=r"sizes must be a positive int .* received \[\]"):
+        predict_boxes(model, images, sizes=[])
+    with pytest.raises(DetectionDataError, match=r"received 0"):
+        predict_boxes(model, images, sizes=0)

@@ -204,19 +204,11 @@ class _Run(_Detector):
                          f"input {size}x{size}, {len(self.names)} classes")
 
     def detect(self, image):
-        import numpy as np
-
-        from ..data.image import to_float
-        from ..detect.darknet import darknet_resize
         from ..detect.training import predict_boxes
 
-        H, W = image.shape[:2]
-        x = darknet_resize(to_float(image), self.size, self.size)          # a plain resize, as the scenes
-        dets = predict_boxes(self.model, x[None], self.conf, self.iou, self.max_det, self.names)[0]
-        scale = np.array([W / self.size, H / self.size] * 2)
-        for det in dets:
-            det["box"] = [float(v) for v in np.asarray(det["box"]) * scale]
-        return dets
+        # a plain resize to the network's side (as the scenes); boxes come back in the image's pixels
+        return predict_boxes(self.model, image[None], self.conf, self.iou, self.max_det, self.names,
+                             sizes=self.size)[0]
 
 
 def make_detector(args) -> _Detector:

@@ -29,7 +29,7 @@ from .decode import check_thresholds, detections_from_head
 from .yolo import assign_targets, decode, yolo_loss
 
 __all__ = ["collate_detection", "YoloLoss", "DetectionMAP", "decode_detections", "predict_boxes",
-           "DetectionDataError"]
+           "DetectionDataError", "resize_batch"]
 
 
 class DetectionDataError(StridedError, ValueError):
@@ -208,8 +208,48 @@ precision/recall curves) stays in ``last_result``.  ``reset()`` starts over.
                 f"max_det={self.max_det}, images={self.images})")
 
 
+def resize_batch(images, size: int) -> np.ndarray:
+    """``(N, H, W, C)`` float images resized to ``(N, size, size, C)`` by
+    :func:`strided.detect.darknet.darknet_resize` (a plain bilinear resize, corners aligned, as
+    ``strided detect`` feeds a run's model); returned unchanged when already ``size x size``."""
+    from .darknet import darknet_resize
+
+    images = np.asarray(images)
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.stack([darknet_resize(im, size, size) for im in images]) if len(images) else \
+        np.zeros((0, size, size) + images.shape[3:], np.float32)
+
+
+def _check_sizes(sizes) -> tuple:
+    values = (sizes,) if np.ndim(sizes) == 0 else tuple(sizes)
+    if not values or any(isinstance(s, bool) or int(s) != s or s < 1 for s in values):
+        raise DetectionDataError(f"sizes must be a positive int or a non-empty sequence of them, received {sizes!r}")
+    return tuple(int(s) for s in values)
+
+
+def _decoded_views(model, x, sizes, flip: bool):
+    """Decoded boxes (normalised xyxy), objectness and class probabilities of every view of the
+    batch ``x``, concatenated per image: ``(N, K, 4)``, ``(N, K)``, ``(N, K, C)``."""
+    boxes, objectness, probs = [], [], []
+    for size in sizes:
+        view = x if size is None else resize_batch(x, size)
+        for mirrored in ((False, True) if flip else (False,)):
+            inp = view[:, :, ::-1] if mirrored else view
+            raw = model(as_tensor(np.ascontiguousarray(inp))).data
+            b, o, p = decode(raw, model.anchors, model.num_classes)
+            n = b.shape[0]
+            b = b.reshape(n, -1, 4)
+            if mirrored:                       # x -> 1 - x: the mirrored view's boxes back in the image
+                b = np.stack([1 - b[..., 2], b[..., 1], 1 - b[..., 0], b[..., 3]], axis=-1)
+            boxes.append(b)
+            objectness.append(o.reshape(n, -1))
+            probs.append(p.reshape(n, -1, p.shape[-1]))
+    return np.concatenate(boxes, 1), np.concatenate(objectness, 1), np.concatenate(probs, 1)
+
+
 def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det: int = 100,
-                  names=None, batch_size: int = 32) -> list:
+                  names=None, batch_size: int = 32, sizes=None, flip: bool = False) -> list:
     """Run a YOLO ``model`` (with ``.anchors`` and ``.num_classes``, e.g. ``yolo_tiny``) on
     ``images`` ``(N, H, W, 3)`` (uint8, or float in [0, 1]) in eval mode without gradients.
 
@@ -217,6 +257,14 @@ def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det:
     with boxes in pixels of the given images, best score first (rules in the module
     docstring).  ``names`` (a sequence of class names) fills ``name``; otherwise the class
     number as a string.
+
+    ``sizes``: the side(s) the network sees.  ``None``: the images as they are.  One int
+    ``s``: each image is resized to ``s x s`` (:func:`resize_batch`; e.g. the model's own
+    ``input_size`` when it was trained on upscaled scenes); the boxes come back in the given
+    images' pixels.  Several ints, or ``flip=True`` (also each view's left-right mirror, boxes
+    mirrored back): **test-time augmentation** -- every view's decoded boxes of an image are
+    pooled *before* the score threshold and the per-class NMS, so overlapping answers of the
+    views suppress each other and the best-scoring box of each object survives.
     """
     images = np.asarray(images)
     if images.ndim == 3:
@@ -228,16 +276,19 @@ def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det:
             raise DetectionDataError(f"predict_boxes needs a YOLO model with .anchors and .num_classes "
                                      f"(such as yolo_tiny); {type(model).__name__} has no .{attr}")
     check_thresholds(conf, iou, max_det)
+    views = (None,) if sizes is None else _check_sizes(sizes)
     x = to_float(images)
+    H, W = x.shape[1:3]
     was_training = getattr(model, "training", False)
     model.eval()
     results = []
     try:
         with no_grad():
             for start in range(0, len(x), batch_size):
-                raw = model(as_tensor(np.ascontiguousarray(x[start:start + batch_size]))).data
-                results += decode_detections(raw, model.anchors, model.num_classes, conf, iou, max_det,
-                                             x.shape[1:3], names)
+                boxes, objectness, probs = _decoded_views(model, x[start:start + batch_size], views, bool(flip))
+                results += [detections_from_head(boxes[n], objectness[n], probs[n], (W, H), (W, H), conf, iou,
+                                                 max_det, letterbox=False, names=names)
+                            for n in range(boxes.shape[0])]
     finally:
         if was_training:
             model.train()
