@@ -17,7 +17,8 @@ from ..data.image import write_image
 from .errors import EXIT_ERROR, CLIError
 
 __all__ = ["SAMPLE_IMAGE", "default_sample_image", "read_rgb", "read_image_for_model", "write_gray_png", "write_image",
-           "RunDir", "load_run", "build_model", "is_transfer", "is_detection", "load_data", "model_input_size"]
+           "RunDir", "load_run", "build_model", "is_transfer", "is_detection", "load_data", "model_input_size",
+           "detection_net_size"]
 
 SAMPLE_IMAGE = "grace_hopper.jpg"
 
@@ -91,6 +92,12 @@ def is_detection(config) -> bool:
     return config.get("task") == "detect"
 
 
+def detection_net_size(config) -> int:
+    """The side a detection run's network sees: ``net_size`` (``--net-size``), else the scenes'
+    side ``image_size`` (runs made before ``--net-size`` existed)."""
+    return int(config.get("net_size") or config["image_size"])
+
+
 def model_input_size(name: str) -> int:
     """The side of the images model ``name`` takes by default (``default_input_size``)."""
     from .. import models
@@ -119,7 +126,7 @@ def build_model(config, image_shape, num_classes, load_pretrained=False):
     if is_detection(config):
         try:
             return models.create(config["model"], num_classes=num_classes, anchors=config["anchors"],
-                                 input_size=int(image_shape[0]))
+                                 input_size=detection_net_size(config))
         except (ValueError, TypeError) as exc:
             raise CLIError(f"--model {config['model']}: {exc} (detection takes a YOLO model such as yolo_tiny)") \
                 from None

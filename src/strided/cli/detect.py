@@ -33,7 +33,7 @@ import json
 import sys
 from pathlib import Path
 
-from .common import RunDir, is_detection, read_rgb, write_image
+from .common import RunDir, detection_net_size, is_detection, read_rgb, write_image
 from .errors import EXIT_OK, CLIError
 
 __all__ = ["register", "cmd_detect", "default_names", "DEFAULTS"]
@@ -195,7 +195,7 @@ class _Run(_Detector):
                            f"of {config['model']} on {config['data']}, not a detection run (train one with "
                            f"`strided train --task detect`); for its classes use `strided predict {run.path} IMAGE`")
         self.model = run.load_model(config, args.checkpoint)
-        size = int(config["image_shape"][0]) if args.size is None else args.size
+        size = detection_net_size(config) if args.size is None else args.size
         if size % 16:
             raise CLIError(f"--size must be a multiple of 16 for {config['model']}, received {size}")
         self.size, self.names = size, list(config["classes"])

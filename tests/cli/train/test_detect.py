@@ -160,6 +160,7 @@ def test_default_anchors_are_recorded(tmp_path):
     (["--input-size", "40"], "multiple of 16"),
     (["--pretrained"], "transfer learning is for --task classify"),
     (["--test-limit", "-1"], "--test-limit must be >= 0"),
+    (["--net-size", "72"], "--net-size (the side the network sees) must be a multiple of 16"),
 ])
 def test_bad_detection_options(tmp_path, capsys, extra, message):
     assert main(["train", *COMMON, "--out", str(tmp_path / "r"), *extra]) == 2
@@ -170,7 +171,83 @@ def test_bad_detection_options(tmp_path, capsys, extra, message):
 def test_detection_options_need_the_task_and_runs_their_commands(run, tmp_path, capsys):
     assert main(["train", "--anchors", "kmeans", "--out", str(tmp_path / "c")]) == 2
     assert "--anchors goes with --task detect" in capsys.readouterr().err
+    assert main(["train", "--net-size", "64", "--out", str(tmp_path / "c")]) == 2
+    assert "--net-size goes with --task detect" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--tta", "10crop"]) == 2
+    assert "--tta 10crop is for classification runs; a detection run takes --tta flip" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--sizes", "40"]) == 2
+    assert "--sizes must be multiples of 16 and >= 32 for yolo_tiny, received 40" in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--task", "detect"]) == 2
     assert "cannot change on resume" in capsys.readouterr().err
     assert main(["predict", str(run), str(run / "predictions.png")]) == 2
     assert "is a detection run" in capsys.readouterr().err
+
+
+def scene_pngs(tmp_path, test):
+    from PIL import Image
+
+    paths = []
+    for i, image in enumerate(test.images):
+        paths.append(tmp_path / f"scene{i:02d}.png")
+        Image.fromarray(image).save(paths[-1])
+    return paths
+
+
+def ground_truth_of(test):
+    return [{"image_id": i, "category_id": int(k), "bbox": [b[0], b[1], b[2] - b[0], b[3] - b[1]]}
+            for i, (boxes, labels) in enumerate(zip(test.boxes, test.labels)) for b, k in zip(boxes.tolist(), labels)]
+
+
+def test_net_size_trains_on_resized_scenes_and_detect_uses_it(tmp_path, capsys):
+    """--net-size 64 on 48x48 scenes: the model is built for 64, the anchors are k-means in cells of the
+    64-pixel input, and `strided detect RUN` (resizing each photo to 64) reproduces the recorded test mAP."""
+    from strided.data import load
+    from strided.detect.anchors import kmeans_anchors
+
+    out = tmp_path / "net64"
+    assert train(out, "--epochs", "1", "--net-size", "64") == 0
+    config = strict_json((out / "config.json").read_text())
+    assert config["net_size"] == 64 and config["image_size"] == SIZE
+    train_set, test = load("digit-scenes", train=TRAIN, test=TEST, size=SIZE)
+    held_out = np.random.default_rng(0).permutation(TRAIN)[:round(0.1 * TRAIN)]
+    boxes = np.concatenate([b for i, b in enumerate(train_set.boxes) if i not in held_out])
+    expected, _ = kmeans_anchors((boxes[:, 2:] - boxes[:, :2]) * 64 / SIZE / 16, 5, seed=0)
+    np.testing.assert_allclose(config["anchors"], expected, atol=1e-4)
+    metrics = strict_json((out / "metrics.json").read_text())
+    assert metrics["evaluate"]["best"]["sizes"] == [64]
+    capsys.readouterr()
+    assert main(["detect", *map(str, scene_pngs(tmp_path, test)), "--model", str(out), "--conf", "0.001",
+                 "--max-det", "100", "--json"]) == 0
+    records = strict_json(capsys.readouterr().out)
+    predictions = [{"image_id": i, "category_id": d["class"], "score": d["score"],
+                    "bbox": [d["box"][0], d["box"][1], d["box"][2] - d["box"][0], d["box"][3] - d["box"][1]]}
+                   for i, r in enumerate(records) for d in r["detections"]]
+    assert predictions and all(0 <= v <= SIZE for p in predictions for v in p["bbox"][:2])
+    expected_map = coco_map50(predictions, ground_truth_of(test), list(range(TEST)), list(range(10)))
+    assert metrics["test_mAP50"] == pytest.approx(expected_map, abs=1e-6)
+
+
+def test_evaluate_with_sizes_and_flip_pools_the_views(run, tmp_path, capsys):
+    """`strided evaluate RUN --sizes 48 64 --tta flip`: the mAP of predict_boxes with those views (by
+    pycocotools), recorded in metrics.json under its own key next to the plain one."""
+    from strided.checkpoint import load_weights
+    from strided.cli.common import build_model
+    from strided.data import load
+    from strided.detect.report import coco_predictions
+    from strided.detect.training import predict_boxes
+
+    capsys.readouterr()
+    assert main(["evaluate", str(run), "--sizes", "48", "64", "--tta", "flip"]) == 0
+    out = capsys.readouterr().out
+    assert "sizes 48 64, flipped too" in out
+    metrics = strict_json((run / "metrics.json").read_text())
+    views = metrics["evaluate"]["best sizes 48,64 flip"]
+    assert views["sizes"] == [48, 64] and views["flip"] is True and "best" in metrics["evaluate"]
+    assert f"mAP50 {views['mAP50']:.4f}" in out
+    config = strict_json((run / "config.json").read_text())
+    model = build_model(config, (SIZE, SIZE, 3), 10)
+    load_weights(model, run / "checkpoints" / "best.safetensors")
+    _, test = load("digit-scenes", train=1, test=TEST, size=SIZE)
+    dets = predict_boxes(model, test.images, conf=0.001, iou=0.45, max_det=100, sizes=[48, 64], flip=True)
+    expected = coco_map50(coco_predictions(dets), ground_truth_of(test), list(range(TEST)), list(range(10)))
+    assert views["mAP50"] == pytest.approx(expected, abs=1e-6)

@@ -87,6 +87,10 @@ def add_train_parser(subparsers):
     d = p.add_argument_group("detection (--task detect)",
                              "a YOLO detector on generated scenes; --input-size N is the scenes' side (default 96, a "
                              "multiple of 16), --augment flips, scales, shifts and recolours images with their boxes")
+    d.add_argument("--net-size", type=int, default=None, metavar="N",
+                   help="side the network sees (default: --input-size, the scenes' side): the scenes are resized "
+                        "to N x N for training, validation, test and `strided detect`, e.g. 128 on 96 scenes: "
+                        "small objects cover more cells of the stride-16 grid (costs (N / side)^2 the time)")
     d.add_argument("--test-limit", type=int, default=None, metavar="N",
                    help="generate N test scenes (default 0: the set's 1000)")
     d.add_argument("--anchors", choices=("kmeans", "default"), default=None,
@@ -104,6 +108,9 @@ def add_evaluate_parser(subparsers):
                    help="run directory written by `strided train` (several with --ensemble)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best")
     add_tta_arguments(p)
+    p.add_argument("--sizes", type=int, nargs="+", default=None, metavar="N",
+                   help="detection runs: the network sides to run at (default: the run's --net-size); several "
+                        "sides, or --tta flip (mirrored views), pool every view's boxes before NMS")
     p.set_defaults(func=cmd_evaluate)
 
 

@@ -29,7 +29,7 @@ DETECT_DEFAULTS = {"model": "yolo_tiny", "data": "digit-scenes", "input_size": 9
 DETECTION_DATA = ("digit-scenes", "fashion-scenes")
 # options that --resume accepts: the rest is fixed by the run's config.json
 RESUME_OPTIONS = ("resume", "epochs", "no_progress")
-DETECT_OPTIONS = ("task", "test_limit", "anchors")     # given on resume: refused like the others
+DETECT_OPTIONS = ("task", "test_limit", "anchors", "net_size")     # given on resume: refused like the others
 
 
 def option_flag(name: str) -> str:
@@ -60,7 +60,7 @@ def new_run(args) -> tuple[RunDir, dict]:
             if getattr(args, key) is None:
                 config[key] = DETECT_DEFAULTS[key]
     else:
-        for key in ("test_limit", "anchors"):
+        for key in ("test_limit", "anchors", "net_size"):
             if getattr(args, key, None) is not None:
                 raise CLIError(f"{option_flag(key)} goes with --task detect")
     validate_config(config)
@@ -72,8 +72,9 @@ def new_run(args) -> tuple[RunDir, dict]:
 
 
 def detection_config(args, config) -> dict:
-    """The detection part of config.json (validated): task, image_size (the scenes' side and the
-    network's input), test_limit, anchors_from; the transfer options are refused."""
+    """The detection part of config.json (validated): task, image_size (the scenes' side),
+    net_size (the side the network sees; the scenes' side unless --net-size), test_limit,
+    anchors_from; the transfer options are refused."""
     given = [k for k in ("pretrained", "freeze", "fine_tune", "cache_features") if getattr(args, k, None) is not None]
     if given:
         raise CLIError(f"{', '.join(option_flag(k) for k in given)}: transfer learning is for --task classify; "
@@ -85,11 +86,16 @@ def detection_config(args, config) -> dict:
     if size < 32 or size % 16:
         raise CLIError(f"--input-size (the scenes' side) must be a multiple of 16 and >= 32 for {config['model']}, "
                        f"received {size}")
+    net_size = size if getattr(args, "net_size", None) is None else args.net_size
+    if net_size < 32 or net_size % 16:
+        raise CLIError(f"--net-size (the side the network sees) must be a multiple of 16 and >= 32 for "
+                       f"{config['model']}, received {net_size}")
     test_limit = DETECT_DEFAULTS["test_limit"] if args.test_limit is None else args.test_limit
     if test_limit < 0:
         raise CLIError(f"--test-limit must be >= 0 (0: the set's 1000), received {test_limit}")
     return {"task": "detect", "pretrained": False, "freeze": "none", "fine_tune": 0, "cache_features": False,
-            "input_size": None, "image_size": int(size), "test_limit": int(test_limit),
+            "input_size": None, "image_size": int(size), "net_size": int(net_size),
+            "test_limit": int(test_limit),
             "anchors_from": args.anchors or DETECT_DEFAULTS["anchors"]}
 
 

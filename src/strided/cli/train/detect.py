@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common import build_model, load_data, load_run
+from ..common import build_model, detection_net_size, load_data, load_run
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, CLIError
 from .config import DETECTION_DATA
 from .session import Session, TrainingData, describe, make_trainer, run_phases, was_interrupted, writing_run
@@ -52,13 +52,13 @@ def load_detection_data(config) -> TrainingData:
 
 def choose_anchors(config, scenes, stride: int) -> tuple:
     """``(anchors, note)``: k-means (1 - IoU, k=5, seeded) on the training boxes in grid cells of
-    ``stride`` pixels, or the model's defaults (``--anchors default``, or too few distinct boxes);
+    ``stride`` pixels of the network's input (boxes scaled by ``net_size / image_size``), or the model's defaults (``--anchors default``, or too few distinct boxes);
     the note says which, with the mean best IoU of the training boxes with the anchors."""
     from ...detect.anchors import AnchorError, kmeans_anchors, shape_iou
     from ...models.yolo import DEFAULT_ANCHORS
 
     boxes = np.concatenate([np.asarray(b, np.float64).reshape(-1, 4) for b in scenes.boxes])
-    wh = (boxes[:, 2:] - boxes[:, :2]) / stride
+    wh = (boxes[:, 2:] - boxes[:, :2]) * (detection_net_size(config) / int(config["image_size"])) / stride
     if config["anchors_from"] == "kmeans":
         try:
             anchors, mean_iou = kmeans_anchors(wh, NUM_ANCHORS, seed=config["seed"])
@@ -77,18 +77,27 @@ def make_detection_session(run, config, data, model, progress: bool) -> Session:
     from ...data import DataLoader
     from ...data.box_augment import BoxAugment
     from ...detect.report import ValidationMAP
-    from ...detect.training import YoloLoss, collate_detection
+    from ...detect.training import YoloLoss, collate_detection, resize_batch
     from ...train import EarlyStopping, Monitor
 
-    transform = None
-    if config["augment"]:
-        augment = BoxAugment()
+    net_size = detection_net_size(config)
+    augment = BoxAugment() if config["augment"] else None
 
-        def transform(batch, rng):
-            return augment.batch(batch[0], batch[1], rng)
+    def transform(batch, rng):
+        """augmentation (boxes move with the image), then the network's side (normalised boxes stay)"""
+        if augment is not None:
+            batch = augment.batch(batch[0], batch[1], rng)
+        return (resize_batch(batch[0], net_size),) + tuple(batch[1:])
+
+    def resize_only(batch, rng):
+        return (resize_batch(batch[0], net_size),) + tuple(batch[1:])
+
+    resizing = net_size != int(config["image_size"])
     loader = DataLoader(data.fit, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
-                        transform=transform, collate_fn=collate_detection)
-    val_loader = (DataLoader(data.val, batch_size=64, collate_fn=collate_detection)
+                        transform=transform if augment is not None or resizing else None,
+                        collate_fn=collate_detection)
+    val_loader = (DataLoader(data.val, batch_size=64, collate_fn=collate_detection,
+                             transform=resize_only if resizing else None)
                   if data.val is not None and len(data.val) else None)
     anchors, num_classes = np.asarray(config["anchors"]), len(data.classes)
     metrics = {"mAP50": ValidationMAP(anchors, num_classes)} if val_loader is not None else {}
@@ -98,27 +107,36 @@ def make_detection_session(run, config, data, model, progress: bool) -> Session:
                    loss_fn=YoloLoss(anchors, num_classes), metrics=metrics)
 
 
-def detection_report(run, model, test, config, history=None, checkpoint: str = "best") -> tuple[dict, list]:
+def detection_report(run, model, test, config, history=None, checkpoint: str = "best", sizes=None,
+                     flip: bool = False) -> tuple[dict, list]:
     """COCO mAP of ``model`` on the test scenes; metrics.json and the pictures (pr_curve.png,
-    confusion.png with background, predictions.png; curves.png when ``history`` is given)."""
+    confusion.png with background, predictions.png; curves.png when ``history`` is given).
+
+    ``sizes`` (default: the run's network side) and ``flip``: the views of
+    :func:`~strided.detect.training.predict_boxes` (several, or mirrored: test-time augmentation,
+    recorded in metrics.json under its own key)."""
     from ...checkpoint import json_safe
     from ...detect.plots import plot_detection_confusion, plot_pr_curves
     from ...detect.report import EVAL_CONF, evaluate_detector, plot_detection_curves, plot_detections_grid
 
     classes = list(config["classes"])
-    result = evaluate_detector(model, test)
+    views = [detection_net_size(config)] if sizes is None else [int(s) for s in sizes]
+    result = evaluate_detector(model, test, sizes=views, flip=flip)
     per_class = {name: {"ap50": ap["ap50"], "ap50_95": ap["ap50_95"], "boxes": ap["num_gt"]}
                  for name, ap in zip(classes, result["per_class"].values())}
     numbers = {"mAP50": result["map50"], "mAP50-95": result["map50_95"], "mAP75": result["map75"],
                "images": len(test), "boxes": len(result["ground_truth"]), "per_class": per_class,
                "confusion": result["confusion"].tolist(), "checkpoint": checkpoint,
                "definition": f"COCO (pycocotools): 101-point AP, IoU 0.50 and 0.50:0.05:0.95, score > {EVAL_CONF}, "
-                             f"NMS IoU 0.45, at most 100 boxes per image; confusion: score >= 0.25, IoU >= 0.5"}
+                             f"NMS IoU 0.45, at most 100 boxes per image; confusion: score >= 0.25, IoU >= 0.5",
+               "sizes": views, "flip": bool(flip)}
     metrics = run.read_metrics()
     if history is not None:
         metrics.update(history=history, classes=classes, test_mAP50=result["map50"],
                        test_mAP50_95=result["map50_95"], test_count=len(test), checkpoint=checkpoint)
-    metrics.setdefault("evaluate", {})[checkpoint] = numbers
+    tta = views != [detection_net_size(config)] or flip
+    key = checkpoint + (f" sizes {','.join(map(str, views))}{' flip' if flip else ''}" if tta else "")
+    metrics.setdefault("evaluate", {})[key] = numbers
     run.write_metrics(json_safe(metrics))
     pictures = []
     if history is not None:
@@ -181,9 +199,19 @@ def evaluate_detection(args, config) -> int:
     """``strided evaluate RUN_DIR`` of a detection run."""
     run, _, model = load_run(args.run_dir[0], args.checkpoint)
     _, test = load_data({**config, "limit": 1})         # the test scenes do not depend on the training count
-    result, pictures = detection_report(run, model, test, config, checkpoint=args.checkpoint)
+    if args.tta not in ("none", "flip"):
+        raise CLIError(f"--tta {args.tta} is for classification runs; a detection run takes --tta flip and "
+                       f"--sizes N [N ...]")
+    sizes = getattr(args, "sizes", None)
+    for s in sizes or ():
+        if s < 32 or s % 16:
+            raise CLIError(f"--sizes must be multiples of 16 and >= 32 for {config['model']}, received {s}")
+    flip = args.tta == "flip"
+    result, pictures = detection_report(run, model, test, config, checkpoint=args.checkpoint, sizes=sizes, flip=flip)
+    views = sizes or [detection_net_size(config)]
+    tta = f", sizes {' '.join(map(str, views))}{', flipped too' if flip else ''}"
     print_detection_result(result, config["classes"], f"{config['model']} on {config['data']} "
-                                                      f"({args.checkpoint} checkpoint, {len(test):,} test scenes)")
+                                                      f"({args.checkpoint} checkpoint{tta}, {len(test):,} test scenes)")
     for path in pictures:
         print(f"wrote {path}")
     return EXIT_OK

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from ..common import RunDir, is_detection, load_data
-from ..errors import EXIT_OK
+from ..errors import EXIT_OK, CLIError
 from .detect import evaluate_detection
 from .ensemble import load_classifier
 
@@ -21,8 +21,10 @@ def cmd_evaluate(args) -> int:
 
     run_dirs = list(args.run_dir)
     config = RunDir(run_dirs[0]).read_config()
-    if is_detection(config) and len(run_dirs) == 1 and not args.ensemble and args.tta == "none":
+    if is_detection(config) and len(run_dirs) == 1 and not args.ensemble:
         return evaluate_detection(args, config)
+    if getattr(args, "sizes", None):
+        raise CLIError(f"--sizes goes with a detection run; {run_dirs[0]} is a {config.get('task', 'classify')} run")
     config, model, what = load_classifier(run_dirs, args, "evaluate")
     if args.tta != "none":
         model = TTAModel(model, args.tta)
