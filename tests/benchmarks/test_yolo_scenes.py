@@ -1,4 +1,4 @@
-"""benchmarks/yolo_scenes.py runs end to end on tiny scenes with a network side larger than the scenes'
+"""benchmarks/yolo_scenes.py and yolo_tta.py run end to end on tiny scenes with a network side larger than the scenes'
 and test-time augmentation (a subprocess, one epoch of 32 scenes: seconds)."""
 import json
 import os
@@ -44,3 +44,18 @@ def test_net_side_and_tta_are_recorded_and_scored(tmp_path):
                        category_ids=list(range(10)))["map50"]
         recorded = summary[key] if key else summary["tta"]["test_mAP50"]
         assert recorded == pytest.approx(got, abs=1e-4)
+    # benchmarks/yolo_tta.py on that run: every candidate scored on validation and test, the choice by validation
+    tta = subprocess.run([sys.executable, SCRIPT.replace("yolo_scenes.py", "yolo_tta.py"), str(out), "--sizes", "64",
+                          "48,64", "--flip", "both", "--val", "12", "--test", "16"], capture_output=True, text=True,
+                         timeout=300, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert tta.returncode == 0, tta.stderr[-2000:]
+    report = json.loads((out / "tta.json").read_text())
+    rows = report["candidates"]
+    assert [(r["sizes"], r["flip"]) for r in rows] == [([64], False), ([64], True), ([48, 64], False), ([48, 64], True)]
+    best = max(rows, key=lambda r: r["val"]["mAP50"])
+    assert report["chosen"] == {"sizes": best["sizes"], "flip": best["flip"]}
+    assert rows[0]["test"]["mAP50"] == pytest.approx(summary["test_mAP50"], abs=1e-4)      # the plain view
+    assert rows[3]["test"]["mAP50"] == pytest.approx(summary["tta"]["test_mAP50"], abs=1e-4)
+    bad = subprocess.run([sys.executable, SCRIPT.replace("yolo_scenes.py", "yolo_tta.py"), str(out), "--sizes", "50"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "sizes are comma-separated multiples of 16 (>= 32), received '50'" in bad.stderr

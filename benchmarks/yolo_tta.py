@@ -1,0 +1,98 @@
+"""Choose test-time augmentation views for a trained yolo_scenes.py run on the VALIDATION scenes, then
+report the test mAP of every candidate (the choice is made before the test numbers are looked at).
+
+    python benchmarks/yolo_tta.py runs/yolo_digits --sizes 128 112,128,144 128,144,160 --flip no
+    python benchmarks/yolo_tta.py runs/yolo_fashion --sizes 128 112,128,144 --flip both
+
+Reads the run's ``results.json`` (data set, scene side, network side, anchors) and its best checkpoint.
+Each candidate is a set of network sides (comma-separated) with or without mirrored views
+(``--flip no | yes | both``); :func:`strided.detect.training.predict_boxes` pools the views' boxes
+before the per-class NMS.  Validation: the 300 held-out-split scenes of seed 2 that picked the best
+epoch; test: the 1000 of seed 1 (as yolo_scenes.py).  Writes ``tta.json`` in the run directory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import strided  # noqa: F401  (before NumPy: sets the BLAS thread variables)
+import numpy as np
+
+from strided.checkpoint import load_weights
+from strided.data.scenes import make_scenes
+from strided.detect.metrics import evaluate
+from strided.detect.report import coco_predictions
+from strided.detect.training import predict_boxes
+from strided.fileio import atomic_write_json
+from strided.models.yolo import yolo_tiny
+
+SOURCES = {"digit-scenes": "digits", "fashion-scenes": "fashion"}
+
+
+def parse_sizes(text: str) -> list:
+    try:
+        sizes = [int(s) for s in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes are comma-separated multiples of 16, received {text!r}") from None
+    if not sizes or any(s < 32 or s % 16 for s in sizes):
+        raise argparse.ArgumentTypeError(f"sizes are comma-separated multiples of 16 (>= 32), received {text!r}")
+    return sizes
+
+
+def score(model, scenes, sizes, flip) -> dict:
+    dets = predict_boxes(model, scenes.images, conf=0.001, iou=0.45, max_det=100, sizes=sizes, flip=flip)
+    r = evaluate(coco_predictions(dets), scenes.coco_ground_truth(), image_ids=list(range(len(scenes))),
+                 category_ids=list(range(scenes.num_classes)))
+    return {"mAP50": round(r["map50"], 4), "mAP50_95": round(r["map50_95"], 4), "mAP75": round(r["map75"], 4),
+            "per_class_AP50": {scenes.classes[k]: round(v["ap50"], 4) for k, v in r["per_class"].items()}}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("run", help="a yolo_scenes.py --out directory (results.json, checkpoints/best.safetensors)")
+    p.add_argument("--sizes", type=parse_sizes, nargs="+", required=True,
+                   help="candidates: each a comma-separated list of network sides, e.g. 128 112,128,144")
+    p.add_argument("--flip", choices=["no", "yes", "both"], default="no", help="mirrored views (both: try each)")
+    p.add_argument("--val", type=int, default=300)
+    p.add_argument("--test", type=int, default=1000)
+    args = p.parse_args(argv)
+
+    path = os.path.join(args.run, "results.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+    except (OSError, ValueError) as exc:
+        p.error(f"cannot read {path}: {exc}")
+    source, scene = SOURCES[run["data"]], int(run.get("scene_size", run["input_size"]))
+    model = yolo_tiny(num_classes=10, anchors=np.asarray(run["anchors"]), input_size=int(run["input_size"]))
+    load_weights(model, os.path.join(args.run, "checkpoints", "best.safetensors"))
+    val = make_scenes(source, args.val, scene, 4, seed=2, split="test")
+    test = make_scenes(source, args.test, scene, 4, seed=1, split="test")
+    flips = {"no": [False], "yes": [True], "both": [False, True]}[args.flip]
+    rows = []
+    for sizes in args.sizes:
+        for flip in flips:
+            t0 = time.perf_counter()
+            v = score(model, val, sizes, flip)
+            rows.append({"sizes": sizes, "flip": flip, "val": v, "seconds_per_image": None})
+            rows[-1]["seconds_per_image"] = round((time.perf_counter() - t0) / len(val), 5)
+            print(f"sizes {sizes} flip {flip}: validation mAP50 {v['mAP50']:.4f} mAP50-95 {v['mAP50_95']:.4f}",
+                  flush=True)
+    best = max(rows, key=lambda r: r["val"]["mAP50"])
+    print(f"chosen on validation: sizes {best['sizes']} flip {best['flip']}", flush=True)
+    for r in rows:
+        r["test"] = score(model, test, r["sizes"], r["flip"])
+        mark = "  <- chosen" if r is best else ""
+        print(f"sizes {r['sizes']} flip {r['flip']}: test mAP50 {r['test']['mAP50']:.4f} mAP50-95 "
+              f"{r['test']['mAP50_95']:.4f} mAP75 {r['test']['mAP75']:.4f}{mark}", flush=True)
+    print("chosen, per-class test AP50: " + ", ".join(f"{k} {v:.3f}" for k, v in best["test"]["per_class_AP50"].items()))
+    atomic_write_json(os.path.join(args.run, "tta.json"),
+                      {"candidates": rows, "chosen": {"sizes": best["sizes"], "flip": best["flip"]}})
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
