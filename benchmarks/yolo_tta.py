@@ -88,7 +88,8 @@ def main(argv=None):
         mark = "  <- chosen" if r is best else ""
         print(f"sizes {r['sizes']} flip {r['flip']}: test mAP50 {r['test']['mAP50']:.4f} mAP50-95 "
               f"{r['test']['mAP50_95']:.4f} mAP75 {r['test']['mAP75']:.4f}{mark}", flush=True)
-    print("chosen, per-class test AP50: " + ", ".join(f"{k} {v:.3f}" for k, v in best["test"]["per_class_AP50"].items()))
+    per_class = best["test"]["per_class_AP50"]
+    print("chosen, per-class test AP50: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
     atomic_write_json(os.path.join(args.run, "tta.json"),
                       {"candidates": rows, "chosen": {"sizes": best["sizes"], "flip": best["flip"]}})
     return True

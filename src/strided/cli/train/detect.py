@@ -52,8 +52,9 @@ def load_detection_data(config) -> TrainingData:
 
 def choose_anchors(config, scenes, stride: int) -> tuple:
     """``(anchors, note)``: k-means (1 - IoU, k=5, seeded) on the training boxes in grid cells of
-    ``stride`` pixels of the network's input (boxes scaled by ``net_size / image_size``), or the model's defaults (``--anchors default``, or too few distinct boxes);
-    the note says which, with the mean best IoU of the training boxes with the anchors."""
+    ``stride`` pixels of the network's input (boxes scaled by ``net_size / image_size``), or the
+    model's defaults (``--anchors default``, or too few distinct boxes); the note says which, with the
+    mean best IoU of the training boxes with the anchors."""
     from ...detect.anchors import AnchorError, kmeans_anchors, shape_iou
     from ...models.yolo import DEFAULT_ANCHORS
 
@@ -81,23 +82,22 @@ def make_detection_session(run, config, data, model, progress: bool) -> Session:
     from ...train import EarlyStopping, Monitor
 
     net_size = detection_net_size(config)
-    augment = BoxAugment() if config["augment"] else None
+    augment = BoxAugment()
 
-    def transform(batch, rng):
-        """augmentation (boxes move with the image), then the network's side (normalised boxes stay)"""
-        if augment is not None:
-            batch = augment.batch(batch[0], batch[1], rng)
+    def resize(batch, rng=None):
+        """the scenes at the network's side (the boxes are normalised: they stay)"""
         return (resize_batch(batch[0], net_size),) + tuple(batch[1:])
 
-    def resize_only(batch, rng):
-        return (resize_batch(batch[0], net_size),) + tuple(batch[1:])
+    def augment_and_resize(batch, rng):
+        """augmentation (boxes move with the image), then the network's side"""
+        return resize(augment.batch(batch[0], batch[1], rng))
 
     resizing = net_size != int(config["image_size"])
     loader = DataLoader(data.fit, batch_size=config["batch_size"], shuffle=True, seed=config["seed"],
-                        transform=transform if augment is not None or resizing else None,
+                        transform=augment_and_resize if config["augment"] else resize if resizing else None,
                         collate_fn=collate_detection)
     val_loader = (DataLoader(data.val, batch_size=64, collate_fn=collate_detection,
-                             transform=resize_only if resizing else None)
+                             transform=resize if resizing else None)
                   if data.val is not None and len(data.val) else None)
     anchors, num_classes = np.asarray(config["anchors"]), len(data.classes)
     metrics = {"mAP50": ValidationMAP(anchors, num_classes)} if val_loader is not None else {}
