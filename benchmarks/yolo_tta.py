@@ -28,8 +28,7 @@ from strided.detect.report import coco_predictions
 from strided.detect.training import predict_boxes
 from strided.fileio import atomic_write_json
 from strided.models.yolo import yolo_tiny
-
-SOURCES = {"digit-scenes": "digits", "fashion-scenes": "fashion"}
+from yolo_scenes import SOURCES          # the data sets' names -> make_scenes sources (same folder)
 
 
 def parse_sizes(text: str) -> list:
