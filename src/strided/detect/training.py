@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.box_augment import hflip_boxes
 from ..data.image import to_float
 from ..errors import StridedError
 from ..tensor import as_tensor, no_grad
@@ -241,7 +242,7 @@ def _decoded_views(model, x, sizes, flip: bool):
             n = b.shape[0]
             b = b.reshape(n, -1, 4)
             if mirrored:                       # x -> 1 - x: the mirrored view's boxes back in the image
-                b = np.stack([1 - b[..., 2], b[..., 1], 1 - b[..., 0], b[..., 3]], axis=-1)
+                b = hflip_boxes(b.reshape(-1, 4), 1.0).reshape(b.shape)
             boxes.append(b)
             objectness.append(o.reshape(n, -1))
             probs.append(p.reshape(n, -1, p.shape[-1]))

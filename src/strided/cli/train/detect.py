@@ -197,8 +197,6 @@ def train_detection(args, run, config, resumed) -> int:
 
 def evaluate_detection(args, config) -> int:
     """``strided evaluate RUN_DIR`` of a detection run."""
-    run, _, model = load_run(args.run_dir[0], args.checkpoint)
-    _, test = load_data({**config, "limit": 1})         # the test scenes do not depend on the training count
     if args.tta not in ("none", "flip"):
         raise CLIError(f"--tta {args.tta} is for classification runs; a detection run takes --tta flip and "
                        f"--sizes N [N ...]")
@@ -206,6 +204,8 @@ def evaluate_detection(args, config) -> int:
     for s in sizes or ():
         if s < 32 or s % 16:
             raise CLIError(f"--sizes must be multiples of 16 and >= 32 for {config['model']}, received {s}")
+    run, _, model = load_run(args.run_dir[0], args.checkpoint)
+    _, test = load_data({**config, "limit": 1})         # the test scenes do not depend on the training count
     flip = args.tta == "flip"
     result, pictures = detection_report(run, model, test, config, checkpoint=args.checkpoint, sizes=sizes, flip=flip)
     views = sizes or [detection_net_size(config)]
