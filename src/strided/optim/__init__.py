@@ -5,10 +5,10 @@
 >>> loss.backward(); opt.step(); opt.zero_grad()
 """
 from .adam import Adam, AdamW, RMSprop
-from .optimizer import Optimizer, clip_grad_norm
+from .optimizer import Optimizer, clip_grad_norm, flush_subnormals
 from .registry import create, list_optimizers
 from .schedule import CosineLR, OneCycleLR, StepLR
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineLR", "OneCycleLR", "clip_grad_norm",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineLR", "OneCycleLR", "clip_grad_norm", "flush_subnormals",
            "create", "list_optimizers"]
