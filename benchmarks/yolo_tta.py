@@ -5,6 +5,8 @@ report the test mAP of every candidate (the choice is made before the test numbe
     python benchmarks/yolo_tta.py runs/yolo_fashion --sizes 128 112,128,144 --flip both
 
 Reads the run's ``results.json`` (data set, scene side, network side, anchors) and its best checkpoint.
+``--ensemble RUN2 ...``: more runs on the same data, each model seeing the same views; all their boxes
+are pooled before the NMS (``predict_boxes([model, model2, ...], ...)``); writes ``tta_ensemble.json``.
 Each candidate is a set of network sides (comma-separated) with or without mirrored views
 (``--flip no | yes | both``); :func:`strided.detect.training.predict_boxes` pools the views' boxes
 before the per-class NMS.  Validation: the 300 held-out-split scenes of seed 2 that picked the best
@@ -49,25 +51,42 @@ def score(model, scenes, sizes, flip) -> dict:
             "per_class_AP50": {scenes.classes[k]: round(v["ap50"], 4) for k, v in r["per_class"].items()}}
 
 
+def load_run(parser, directory):
+    """``(results, model)`` of a yolo_scenes.py run directory (its best checkpoint)."""
+    path = os.path.join(directory, "results.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            run = json.load(f)
+    except (OSError, ValueError) as exc:
+        parser.error(f"cannot read {path}: {exc}")
+    model = yolo_tiny(num_classes=10, anchors=np.asarray(run["anchors"]), input_size=int(run["input_size"]))
+    load_weights(model, os.path.join(directory, "checkpoints", "best.safetensors"))
+    return run, model
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("run", help="a yolo_scenes.py --out directory (results.json, checkpoints/best.safetensors)")
     p.add_argument("--sizes", type=parse_sizes, nargs="+", required=True,
                    help="candidates: each a comma-separated list of network sides, e.g. 128 112,128,144")
     p.add_argument("--flip", choices=["no", "yes", "both"], default="no", help="mirrored views (both: try each)")
+    p.add_argument("--ensemble", nargs="+", default=[], metavar="RUN",
+                   help="more runs whose models are pooled with the first one's (same data)")
     p.add_argument("--val", type=int, default=300)
     p.add_argument("--test", type=int, default=1000)
     args = p.parse_args(argv)
 
-    path = os.path.join(args.run, "results.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            run = json.load(f)
-    except (OSError, ValueError) as exc:
-        p.error(f"cannot read {path}: {exc}")
+    runs, models = [], []
+    for directory in [args.run] + args.ensemble:
+        run, model = load_run(p, directory)
+        runs.append(run)
+        models.append(model)
+    data = {(r["data"], int(r.get("scene_size", r["input_size"]))) for r in runs}
+    if len(data) > 1:
+        p.error(f"the runs of an ensemble must share data set and scene side, received {sorted(data)}")
+    run = runs[0]
+    model = models if args.ensemble else models[0]
     source, scene = SOURCES[run["data"]], int(run.get("scene_size", run["input_size"]))
-    model = yolo_tiny(num_classes=10, anchors=np.asarray(run["anchors"]), input_size=int(run["input_size"]))
-    load_weights(model, os.path.join(args.run, "checkpoints", "best.safetensors"))
     val = make_scenes(source, args.val, scene, 4, seed=2, split="test")
     test = make_scenes(source, args.test, scene, 4, seed=1, split="test")
     flips = {"no": [False], "yes": [True], "both": [False, True]}[args.flip]
@@ -89,8 +108,10 @@ def main(argv=None):
               f"{r['test']['mAP50_95']:.4f} mAP75 {r['test']['mAP75']:.4f}{mark}", flush=True)
     per_class = best["test"]["per_class_AP50"]
     print("chosen, per-class test AP50: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
-    atomic_write_json(os.path.join(args.run, "tta.json"),
-                      {"candidates": rows, "chosen": {"sizes": best["sizes"], "flip": best["flip"]}})
+    out = {"candidates": rows, "chosen": {"sizes": best["sizes"], "flip": best["flip"]}}
+    if args.ensemble:
+        out["ensemble"] = [args.run] + args.ensemble
+    atomic_write_json(os.path.join(args.run, "tta_ensemble.json" if args.ensemble else "tta.json"), out)
     return True
 
 

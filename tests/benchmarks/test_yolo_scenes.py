@@ -59,3 +59,11 @@ def test_net_side_and_tta_are_recorded_and_scored(tmp_path):
     bad = subprocess.run([sys.executable, SCRIPT.replace("yolo_scenes.py", "yolo_tta.py"), str(out), "--sizes", "50"],
                          capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "sizes are comma-separated multiples of 16 (>= 32), received '50'" in bad.stderr
+    # --ensemble: the run with itself pools each box with its twin, so every number is the single model's
+    ens = subprocess.run([sys.executable, SCRIPT.replace("yolo_scenes.py", "yolo_tta.py"), str(out), "--sizes", "64",
+                          "48,64", "--flip", "both", "--val", "12", "--test", "16", "--ensemble", str(out)],
+                         capture_output=True, text=True, timeout=300, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert ens.returncode == 0, ens.stderr[-2000:]
+    pooled = json.loads((out / "tta_ensemble.json").read_text())
+    assert pooled["ensemble"] == [str(out), str(out)]
+    assert [r["test"] for r in pooled["candidates"]] == [r["test"] for r in rows]

@@ -258,3 +258,42 @@ def test_predict_boxes_test_time_augmentation_pools_views_before_nms():
         predict_boxes(model, images, sizes=[])
     with pytest.raises(DetectionDataError, match=r"received 0"):
         predict_boxes(model, images, sizes=0)
+
+
+def test_predict_boxes_ensemble_pools_the_models_boxes():
+    from strided.data.image import to_float
+    from strided.detect.decode import detections_from_head
+    from strided.detect.training import resize_batch
+    from strided.detect.yolo import decode
+    from strided.models.yolo import yolo_tiny
+
+    sd.manual_seed(0)
+    a, b = yolo_tiny(num_classes=3, input_size=32), yolo_tiny(num_classes=3, input_size=32)
+    images = (np.random.default_rng(3).random((2, 48, 48, 3)) * 255).astype(np.uint8)
+    kw = dict(conf=0.01, max_det=50, sizes=(32, 48))
+    single = predict_boxes(a, images, **kw)
+    assert sum(map(len, single)) > 0
+    assert predict_boxes([a, a], images, **kw) == single      # each twin suppressed, the first kept
+    # two different models: the same as one model whose views answer both models' boxes
+    pooled = predict_boxes((a, b), images, **kw)
+    x = to_float(images)
+    a.eval(), b.eval()
+    parts = []
+    for m in (a, b):
+        for side in (32, 48):
+            with sd.no_grad():
+                boxes, obj, probs = decode(m(sd.tensor(resize_batch(x, side))).data, m.anchors, 3)
+            parts.append((boxes.reshape(2, -1, 4), obj.reshape(2, -1), probs.reshape(2, -1, 3)))
+    a.train(), b.train()
+    boxes, obj, probs = (np.concatenate(p, 1) for p in zip(*parts))
+    for n in range(2):
+        want = detections_from_head(boxes[n], obj[n], probs[n], (48, 48), (48, 48), 0.01, 0.45, 50,
+                                    letterbox=False)
+        assert pooled[n] == want
+    assert pooled != single and a.training and b.training
+    with pytest.raises(DetectionDataError, match=r"same number of classes, received \[3, 4\]"):
+        predict_boxes([a, yolo_tiny(num_classes=4, input_size=32)], images)
+    with pytest.raises(DetectionDataError, match=r"empty list of models"):
+        predict_boxes([], images)
+    with pytest.raises(DetectionDataError, match=r"Identity has no .anchors"):
+        predict_boxes([a, nn.Identity()], images)

@@ -266,31 +266,46 @@ def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det:
     mirrored back): **test-time augmentation** -- every view's decoded boxes of an image are
     pooled *before* the score threshold and the per-class NMS, so overlapping answers of the
     views suppress each other and the best-scoring box of each object survives.
+
+    ``model`` may also be a list or tuple of YOLO models with the same classes (an
+    **ensemble**; anchors may differ): each model sees the same views and all their boxes are
+    pooled the same way.  ``[m, m]`` gives exactly ``m``'s answer (each box's twin is
+    suppressed, equal scores keep the first).
     """
     images = np.asarray(images)
     if images.ndim == 3:
         images = images[None]
     if images.ndim != 4:
         raise DetectionDataError(f"images must be (N, H, W, 3) or one (H, W, 3), received shape {images.shape}")
-    for attr in ("anchors", "num_classes"):
-        if not hasattr(model, attr):
-            raise DetectionDataError(f"predict_boxes needs a YOLO model with .anchors and .num_classes "
-                                     f"(such as yolo_tiny); {type(model).__name__} has no .{attr}")
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    if not models:
+        raise DetectionDataError("predict_boxes received an empty list of models")
+    for member in models:
+        for attr in ("anchors", "num_classes"):
+            if not hasattr(member, attr):
+                raise DetectionDataError(f"predict_boxes needs a YOLO model with .anchors and .num_classes "
+                                         f"(such as yolo_tiny); {type(member).__name__} has no .{attr}")
+    classes = sorted({int(member.num_classes) for member in models})
+    if len(classes) > 1:
+        raise DetectionDataError(f"an ensemble's models must have the same number of classes, received {classes}")
     check_thresholds(conf, iou, max_det)
     views = (None,) if sizes is None else _check_sizes(sizes)
     x = to_float(images)
     H, W = x.shape[1:3]
-    was_training = getattr(model, "training", False)
-    model.eval()
+    was_training = [getattr(member, "training", False) for member in models]
+    for member in models:
+        member.eval()
     results = []
     try:
         with no_grad():
             for start in range(0, len(x), batch_size):
-                boxes, objectness, probs = _decoded_views(model, x[start:start + batch_size], views, bool(flip))
+                parts = [_decoded_views(member, x[start:start + batch_size], views, bool(flip)) for member in models]
+                boxes, objectness, probs = (np.concatenate(arrays, 1) for arrays in zip(*parts))
                 results += [detections_from_head(boxes[n], objectness[n], probs[n], (W, H), (W, H), conf, iou,
                                                  max_det, letterbox=False, names=names)
                             for n in range(boxes.shape[0])]
     finally:
-        if was_training:
-            model.train()
+        for member, training in zip(models, was_training):
+            if training:
+                member.train()
     return results
