@@ -10,5 +10,5 @@ from .registry import create, list_optimizers
 from .schedule import CosineLR, OneCycleLR, StepLR
 from .sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineLR", "OneCycleLR", "clip_grad_norm", "flush_subnormals",
-           "create", "list_optimizers"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "StepLR", "CosineLR", "OneCycleLR", "clip_grad_norm",
+           "flush_subnormals", "create", "list_optimizers"]

@@ -1,14 +1,14 @@
 """Optimizer base: a list of parameters, a learning rate and per-parameter state.
 
-``step()`` updates every parameter that has a gradient, in place on ``.data``
-(no new arrays in the hot loop); ``zero_grad()`` clears gradients.  After
-each update the parameter and its state buffers are flushed of subnormal
-numbers (``0 < |x| < finfo.tiny``, e.g. 1.2e-38 in float32): weight decay
-shrinks a weight that gets no gradient, and a moment buffer of one, by a
-constant factor each step until it lands there, and the CPU computes with
-subnormals many times slower -- a long training run slowed 3x that way.  So
-such a number becomes 0, which it is within float rounding anyway.  The state
-(moment buffers, step count, learning rate) round-trips through
+``step()`` updates every parameter that has a gradient, in place on ``.data``;
+``zero_grad()`` clears gradients.  After each update the parameter and its
+state buffers are flushed of subnormal numbers (``0 < |x| < finfo.tiny``,
+1.2e-38 in float32): weight decay shrinks a weight that gets no gradient, and
+its moment buffers, by a constant factor each step until they land there, and
+the CPU computes with subnormals many times slower -- a long training run
+slowed 3x that way.  Such a number becomes 0, which it is within float
+rounding anyway (one extra pass over each array, small beside the gradients).
+The state (moment buffers, step count, learning rate) round-trips through
 ``state_dict()`` / ``load_state_dict()`` as plain arrays and numbers, so a
 checkpoint can resume training exactly.
 """
