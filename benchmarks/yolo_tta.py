@@ -84,8 +84,7 @@ def main(argv=None):
     data = {(r["data"], int(r.get("scene_size", r["input_size"]))) for r in runs}
     if len(data) > 1:
         p.error(f"the runs of an ensemble must share data set and scene side, received {sorted(data)}")
-    run = runs[0]
-    model = models if args.ensemble else models[0]
+    run, model = runs[0], models                 # predict_boxes([m]) is m's answer
     source, scene = SOURCES[run["data"]], int(run.get("scene_size", run["input_size"]))
     val = make_scenes(source, args.val, scene, 4, seed=2, split="test")
     test = make_scenes(source, args.test, scene, 4, seed=1, split="test")

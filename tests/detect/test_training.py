@@ -277,14 +277,16 @@ def test_predict_boxes_ensemble_pools_the_models_boxes():
     # two different models: the same as one model whose views answer both models' boxes
     pooled = predict_boxes((a, b), images, **kw)
     x = to_float(images)
-    a.eval(), b.eval()
+    a.eval()
+    b.eval()
     parts = []
     for m in (a, b):
         for side in (32, 48):
             with sd.no_grad():
                 boxes, obj, probs = decode(m(sd.tensor(resize_batch(x, side))).data, m.anchors, 3)
             parts.append((boxes.reshape(2, -1, 4), obj.reshape(2, -1), probs.reshape(2, -1, 3)))
-    a.train(), b.train()
+    a.train()
+    b.train()
     boxes, obj, probs = (np.concatenate(p, 1) for p in zip(*parts))
     for n in range(2):
         want = detections_from_head(boxes[n], obj[n], probs[n], (48, 48), (48, 48), 0.01, 0.45, 50,
