@@ -36,7 +36,7 @@ from strided import optim
 from strided.checkpoint import load_weights
 from strided.data.box_augment import BoxAugment
 from strided.data.loader import DataLoader
-from strided.data.scenes import EXTRA_TRAIN_PHOTOS, make_scenes
+from strided.data.scenes import EXTRA_TRAIN_PHOTOS, FreshScenes, make_scenes
 from strided.detect.anchors import kmeans_anchors
 from strided.detect.metrics import evaluate
 from strided.detect.report import ValidationMAP, coco_predictions, plot_detections_grid
@@ -85,6 +85,8 @@ def main(argv=None):
     p.add_argument("--photos", choices=["named", "more"], default="named",
                    help="training backgrounds: the named set's 12 photos, or 'more' (EXTRA_TRAIN_PHOTOS: 27, "
                         "needs scikit-learn and `strided data fetch darknet`); the test set never changes")
+    p.add_argument("--fresh", action="store_true",
+                   help="draw --train new training scenes every epoch (FreshScenes) instead of one fixed set")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs/yolo_scenes")
     p.add_argument("--picture", default=None, help="also write the detections picture here (e.g. docs/...png)")
@@ -99,8 +101,12 @@ def main(argv=None):
         p.error(f"--input-size must be a multiple of 16, received {net_size}")
     print(f"load average at start: {load_average()}", flush=True)
     t0 = time.perf_counter()
-    train = make_scenes(source, args.train, size, args.max_objects, seed=0, split="train",
-                        photos=EXTRA_TRAIN_PHOTOS if args.photos == "more" else None)
+    train_photos = EXTRA_TRAIN_PHOTOS if args.photos == "more" else None
+    if args.fresh:               # new scenes every epoch (the loader's set_epoch renders them)
+        train = FreshScenes(args.train, seed=0, source=source, size=size, max_objects=args.max_objects,
+                            split="train", photos=train_photos)
+    else:
+        train = make_scenes(source, args.train, size, args.max_objects, seed=0, split="train", photos=train_photos)
     val = make_scenes(source, args.val, size, args.max_objects, seed=2, split="test")
     test = make_scenes(source, args.test, size, args.max_objects, seed=1, split="test")
     gen_s = time.perf_counter() - t0

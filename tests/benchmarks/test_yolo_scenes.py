@@ -67,3 +67,14 @@ def test_net_side_and_tta_are_recorded_and_scored(tmp_path):
     pooled = json.loads((out / "tta_ensemble.json").read_text())
     assert pooled["ensemble"] == [str(out), str(out)]
     assert [r["test"] for r in pooled["candidates"]] == [r["test"] for r in rows]
+
+
+def test_fresh_scenes_train_and_say_so(tmp_path):
+    out = tmp_path / "fresh"
+    proc = subprocess.run([sys.executable, SCRIPT, "--data", "digit-scenes", "--train", "16", "--val", "8", "--test", "8",
+                           "--epochs", "2", "--batch-size", "8", "--scene-size", "48", "--fresh", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "FreshScenes(n=16, seed=0, epoch=0" in proc.stdout
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["args"]["fresh"] is True and summary["epochs"] == 2 and summary["train_images"] == 16

@@ -8,8 +8,11 @@ import numpy as np
 import pytest
 
 from strided.data import scenes
-from strided.data.scenes import (SCENE_DATASETS, LocalizationSet, SceneError, SceneSet,
+from strided.data.image import to_float
+from strided.data.loader import DataLoader
+from strided.data.scenes import (SCENE_DATASETS, FreshScenes, LocalizationSet, SceneError, SceneSet,
                                  course_targets, make_localization, make_scenes)
+from strided.detect.training import collate_detection
 
 
 def _square_glyphs(n_classes=3):
@@ -223,6 +226,50 @@ def test_scenes_seeded():
     a = make_scenes("digits", 6, size=40, seed=1)
     b = make_scenes("digits", 6, size=40, seed=1)
     np.testing.assert_array_equal(a.images, b.images)
+
+
+def test_fresh_scenes_are_new_every_epoch_and_the_same_for_the_same_epoch():
+    options = dict(source="digits", size=40, max_objects=3, split="train")
+    fresh = FreshScenes(6, seed=4, **options)
+    assert len(fresh) == 6 and fresh.epoch == 0 and fresh.num_classes == 10
+    # epoch e's scenes are make_scenes with that epoch's seed, and only those
+    expected = make_scenes(n=6, seed=fresh.epoch_seed(0), **options)
+    np.testing.assert_array_equal(fresh.images, expected.images)
+    image, target = fresh[2]
+    np.testing.assert_array_equal(image, expected.images[2])
+    np.testing.assert_array_equal(target["boxes"], expected.boxes[2])
+    assert fresh.coco_ground_truth() == expected.coco_ground_truth()
+    epoch0 = fresh.images.copy()
+    fresh.set_epoch(1)
+    assert not np.array_equal(fresh.images, epoch0)
+    fresh.set_epoch(0)
+    np.testing.assert_array_equal(fresh.images, epoch0)
+    assert len({fresh.epoch_seed(e) for e in range(50)} | {FreshScenes(1, seed=5, **options).epoch_seed(0)}) == 51
+    held_out = fresh.held_out(4)                       # same kind of scenes, from no epoch's seed
+    assert len(held_out) == 4 and held_out.images.shape == (4, 40, 40, 3)
+    assert fresh.epoch_seed(fresh.HELD_OUT_EPOCH) not in {fresh.epoch_seed(e) for e in range(1000)}
+    assert "not rendered yet" in repr(FreshScenes(3, seed=1, **options))
+    with pytest.raises(SceneError, match="epoch=-1"):
+        fresh.set_epoch(-1)
+    with pytest.raises(SceneError, match="seed=-2"):
+        FreshScenes(6, seed=-2, **options)
+
+
+def test_the_loader_draws_fresh_scenes_each_epoch():
+    fresh = FreshScenes(8, seed=0, source="fashion", size=32, max_objects=2, split="train")
+    loader = DataLoader(fresh, 4, shuffle=True, seed=1, collate_fn=collate_detection, prefetch=0)
+
+    def images(epoch):
+        loader.set_epoch(epoch)
+        return np.concatenate([batch[0] for batch in loader])
+
+    first, second = images(0), images(1)
+    assert not np.array_equal(first, second)
+    # an image of epoch 1 is one of epoch 1's scenes (shuffled), not of epoch 0's
+    rendered = make_scenes(n=8, seed=fresh.epoch_seed(1), source="fashion", size=32, max_objects=2,
+                           split="train").images
+    assert any(np.array_equal(second[0], to_float(r)) for r in rendered)
+    np.testing.assert_array_equal(images(0), first)          # a resumed epoch repeats exactly
 
 
 # ---------------------------------------------------------------- errors and registry

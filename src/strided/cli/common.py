@@ -176,6 +176,8 @@ def load_data(config, raise_mixed: bool = False):
             options["train"] = int(config["limit"])
         if config.get("test_limit"):
             options["test"] = int(config["test_limit"])
+        if config.get("fresh_scenes"):
+            options["fresh"] = True
     elif config.get("image_size"):
         if not name.startswith("folder:"):
             raise CLIError(f"--input-size without --pretrained resizes the photos of folder:PATH data sets; "

@@ -145,10 +145,13 @@ class DataLoader:
 
     # ------------------------------------------------------------------ state
     def set_epoch(self, epoch: int) -> None:
-        """Use epoch ``epoch``'s shuffle and augmentation for the next pass."""
+        """Use epoch ``epoch``'s shuffle and augmentation for the next pass (and tell the data
+        set, if it has a ``set_epoch`` of its own, e.g. :class:`~strided.data.scenes.FreshScenes`)."""
         if int(epoch) != epoch or epoch < 0:
             raise ValueError(f"epoch must be an integer >= 0, received epoch={epoch!r}")
         self.epoch = int(epoch)
+        if callable(getattr(self.dataset, "set_epoch", None)):
+            self.dataset.set_epoch(self.epoch)
 
     def state_dict(self) -> dict:
         """``{"seed": int, "epoch": int}``: everything needed to resume the same batches."""

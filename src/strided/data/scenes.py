@@ -61,7 +61,7 @@ from ..errors import DatasetUnavailable, StridedError
 from .image import read_image, to_uint8
 from .sources import DARKNET_DATA, DATASETS, FASHION_CLASSES, SCENE_OPTIONS, DataSource, fashion_mnist, mnist_5k, package_dir
 
-__all__ = ["make_localization", "make_scenes", "course_targets", "LocalizationSet", "SceneSet",
+__all__ = ["make_localization", "make_scenes", "course_targets", "LocalizationSet", "SceneSet", "FreshScenes",
            "SceneError", "SCENE_DATASETS", "PHOTOS", "TEST_PHOTOS", "TRAIN_PHOTOS", "EXTRA_TRAIN_PHOTOS", "GLYPH_SOURCES",
            "load_glyphs", "load_photos", "photo_path", "digit_localization", "fashion_localization",
            "digit_scenes", "fashion_scenes", "ALPHA_CUTOFF", "NUM_LANDMARKS", "GLYPH_STYLE",
@@ -714,6 +714,76 @@ def make_scenes(source: str = "digits", n: int = 1000, size: int = 96, max_objec
                     out_masks if return_layers else None)
 
 
+class FreshScenes:
+    """A training set of scenes drawn anew every epoch: never the same scene twice.
+
+    Epoch ``e`` holds ``make_scenes(n=n, seed=epoch_seed(e), **options)``, with
+    ``epoch_seed(e)`` a fixed function of ``(seed, e)`` (NumPy's ``SeedSequence``), so a
+    resumed run sees the same scenes.  :class:`~strided.data.DataLoader` calls
+    :meth:`set_epoch` before each epoch (the :class:`~strided.train.Trainer` calls the
+    loader's); the epoch's ``n`` scenes are rendered when first used (about 2 ms each) and
+    do not change until the next :meth:`set_epoch`.  Everything else (``images``,
+    ``boxes``, ``labels``, ``classes``, ``coco_ground_truth()``, ...) is the current epoch's
+    :class:`SceneSet`.  :meth:`held_out` draws a fixed set of the same kind that no epoch
+    holds (for validation).
+
+    Why: a fixed set of a few thousand scenes is learnt by heart over many epochs (the
+    detector then scores higher on its training scenes than on new ones); with fresh
+    scenes only the glyphs and photos repeat, never a scene.
+
+    >>> train = FreshScenes(10000, seed=0, source="digits", split="train")
+    >>> loader = DataLoader(train, 16, shuffle=True, collate_fn=collate_detection)
+    """
+
+    HELD_OUT_EPOCH = 2 ** 32 - 1        # the seed stream of held_out(): an epoch no run reaches
+
+    def __init__(self, n: int, seed: int = 0, **options):
+        if not isinstance(n, (int, np.integer)) or n < 0:
+            raise SceneError(f"n must be an int >= 0, received n={n!r}")
+        if not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise SceneError(f"seed must be an int >= 0, received seed={seed!r}")
+        self.n, self.seed, self.options = int(n), int(seed), dict(options)
+        self.epoch = 0
+        self._scenes: SceneSet | None = None
+
+    def epoch_seed(self, epoch: int) -> int:
+        """The ``make_scenes`` seed of epoch ``epoch``."""
+        return int(np.random.SeedSequence([self.seed, int(epoch)]).generate_state(1)[0])
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make epoch ``epoch``'s scenes the current ones (rendered when first used)."""
+        if int(epoch) != epoch or epoch < 0:
+            raise SceneError(f"epoch must be an int >= 0, received epoch={epoch!r}")
+        if epoch != self.epoch:
+            self.epoch, self._scenes = int(epoch), None
+
+    @property
+    def scenes(self) -> SceneSet:
+        """The current epoch's :class:`SceneSet`."""
+        if self._scenes is None:
+            self._scenes = make_scenes(n=self.n, seed=self.epoch_seed(self.epoch), **self.options)
+        return self._scenes
+
+    def held_out(self, n: int) -> SceneSet:
+        """``n`` scenes made like every epoch's but from a seed no epoch uses (for validation)."""
+        return make_scenes(n=n, seed=self.epoch_seed(self.HELD_OUT_EPOCH), **self.options)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int):
+        return self.scenes[index]
+
+    def __getattr__(self, name):
+        if name.startswith("_"):             # (copy / pickle look for these before __init__ ran)
+            raise AttributeError(name)
+        return getattr(self.scenes, name)
+
+    def __repr__(self) -> str:
+        shown = repr(self._scenes) if self._scenes is not None else "not rendered yet"
+        return f"FreshScenes(n={self.n}, seed={self.seed}, epoch={self.epoch}, {shown})"
+
+
 # =========================================================================== named sets
 def digit_localization(root=None, train: int = 10000, test: int = 2000, size: int = 64):
     """``(train, test)``: MNIST-digit localisation images (default 10000 / 2000, 64x64, 20%
@@ -729,16 +799,27 @@ def fashion_localization(root=None, train: int = 10000, test: int = 2000, size: 
             make_localization("fashion", test, size, seed=1, split="test", root=root))
 
 
-def digit_scenes(root=None, train: int = 8000, test: int = 1000, size: int = 96, max_objects: int = 4):
-    """``(train, test)``: scenes of 1..``max_objects`` MNIST digits (default 8000 / 1000, 96x96)."""
-    return (make_scenes("digits", train, size, max_objects, seed=0, split="train", root=root),
-            make_scenes("digits", test, size, max_objects, seed=1, split="test", root=root))
+def _named_scenes(source, root, train, test, size, max_objects, fresh):
+    """``(train, test)`` of a named scenes set: train from the training glyphs and photos
+    (seed 0; with ``fresh`` a :class:`FreshScenes` of ``train`` new scenes every epoch),
+    test from the held-out glyphs and photos (seed 1)."""
+    options = dict(source=source, size=size, max_objects=max_objects, split="train", root=root)
+    training = FreshScenes(train, seed=0, **options) if fresh else make_scenes(n=train, seed=0, **options)
+    return training, make_scenes(source, test, size, max_objects, seed=1, split="test", root=root)
 
 
-def fashion_scenes(root=None, train: int = 8000, test: int = 1000, size: int = 96, max_objects: int = 4):
-    """``(train, test)``: scenes of 1..``max_objects`` Fashion-MNIST articles (default 8000 / 1000)."""
-    return (make_scenes("fashion", train, size, max_objects, seed=0, split="train", root=root),
-            make_scenes("fashion", test, size, max_objects, seed=1, split="test", root=root))
+def digit_scenes(root=None, train: int = 8000, test: int = 1000, size: int = 96, max_objects: int = 4,
+                 fresh: bool = False):
+    """``(train, test)``: scenes of 1..``max_objects`` MNIST digits (default 8000 / 1000, 96x96);
+    ``fresh``: the training scenes are a :class:`FreshScenes` (new ones every epoch)."""
+    return _named_scenes("digits", root, train, test, size, max_objects, fresh)
+
+
+def fashion_scenes(root=None, train: int = 8000, test: int = 1000, size: int = 96, max_objects: int = 4,
+                   fresh: bool = False):
+    """``(train, test)``: scenes of 1..``max_objects`` Fashion-MNIST articles (default 8000 / 1000);
+    ``fresh`` as :func:`digit_scenes`."""
+    return _named_scenes("fashion", root, train, test, size, max_objects, fresh)
 
 
 # name -> (builder(root=None) -> (train, test), one-line description); for the data registry

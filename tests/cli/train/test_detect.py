@@ -251,3 +251,35 @@ def test_evaluate_with_sizes_and_flip_pools_the_views(run, tmp_path, capsys):
     dets = predict_boxes(model, test.images, conf=0.001, iou=0.45, max_det=100, sizes=[48, 64], flip=True)
     expected = coco_map50(coco_predictions(dets), ground_truth_of(test), list(range(TEST)), list(range(10)))
     assert views["mAP50"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_fresh_scenes_are_new_every_epoch_held_out_for_validation_and_resume_exactly(tmp_path, capsys):
+    """--fresh-scenes: the training scenes are a FreshScenes of --limit less the validation scenes, which
+    are its held-out set (no epoch's); 2 epochs + resume to 3 == 3 epochs straight."""
+    from strided.cli.train.detect import load_detection_data
+    from strided.data.scenes import FreshScenes
+
+    out = tmp_path / "fresh"
+    assert train(out, "--epochs", "2", "--fresh-scenes") == 0
+    printed = capsys.readouterr().out
+    assert "new training scenes every epoch" in printed and f"{TRAIN - 4} images, 4 for validation" in printed
+    config = strict_json((out / "config.json").read_text())
+    assert config["fresh_scenes"] is True
+    data = load_detection_data(config)
+    assert isinstance(data.fit, FreshScenes) and len(data.fit) == TRAIN - 4 and len(data.val) == 4
+    seen = []
+    for epoch in range(3):
+        data.fit.set_epoch(epoch)
+        seen.extend(data.fit.images)
+    assert not any(np.array_equal(v, s) for v in data.val.images for s in seen)
+    assert not np.array_equal(seen[0], seen[TRAIN - 4])                   # epoch 1 is not epoch 0 again
+    resumed = tmp_path / "resumed"
+    shutil.copytree(out, resumed)
+    assert main(["train", "--resume", str(resumed), "--epochs", "3", "--no-progress"]) == 0
+    straight = tmp_path / "straight"
+    assert train(straight, "--epochs", "3", "--fresh-scenes") == 0
+    a = strict_json((resumed / "metrics.json").read_text())["history"]
+    b = strict_json((straight / "metrics.json").read_text())["history"]
+    assert [h["loss"] for h in a] == pytest.approx([h["loss"] for h in b], rel=1e-6)
+    assert main(["train", "--fresh-scenes", "--out", str(tmp_path / "c")]) == 2
+    assert "--fresh-scenes goes with --task detect" in capsys.readouterr().err

@@ -93,6 +93,9 @@ def add_train_parser(subparsers):
                         "small objects cover more cells of the stride-16 grid (costs (N / side)^2 the time)")
     d.add_argument("--test-limit", type=int, default=None, metavar="N",
                    help="generate N test scenes (default 0: the set's 1000)")
+    d.add_argument("--fresh-scenes", action="store_true", default=None,
+                   help="draw new training scenes every epoch (--limit of them, less the --val-split held out, "
+                        "which stay one fixed set) instead of training on one fixed set: no scene is seen twice")
     d.add_argument("--anchors", choices=("kmeans", "default"), default=None,
                    help=f"kmeans (default): {NUM_ANCHORS} anchors by k-means with the 1 - IoU distance on the "
                         "training boxes; default: the model's own (yolo_tiny's, from k-means on digit and fashion "

@@ -25,11 +25,11 @@ TRANSFER_DEFAULTS = {"pretrained": None, "freeze": "none", "fine_tune": 0, "cach
 DEFAULT_TRANSFER_INPUT = 128
 # --task detect: what changes from the defaults above
 DETECT_DEFAULTS = {"model": "yolo_tiny", "data": "digit-scenes", "input_size": 96, "test_limit": 0,
-                   "anchors": "kmeans"}
+                   "anchors": "kmeans", "fresh_scenes": False}
 DETECTION_DATA = ("digit-scenes", "fashion-scenes")
 # options that --resume accepts: the rest is fixed by the run's config.json
 RESUME_OPTIONS = ("resume", "epochs", "no_progress")
-DETECT_OPTIONS = ("task", "test_limit", "anchors", "net_size")     # given on resume: refused like the others
+DETECT_OPTIONS = ("task", "test_limit", "anchors", "net_size", "fresh_scenes")     # given on resume: refused like the others
 
 
 def option_flag(name: str) -> str:
@@ -60,7 +60,7 @@ def new_run(args) -> tuple[RunDir, dict]:
             if getattr(args, key) is None:
                 config[key] = DETECT_DEFAULTS[key]
     else:
-        for key in ("test_limit", "anchors", "net_size"):
+        for key in ("test_limit", "anchors", "net_size", "fresh_scenes"):
             if getattr(args, key, None) is not None:
                 raise CLIError(f"{option_flag(key)} goes with --task detect")
     validate_config(config)
@@ -95,7 +95,7 @@ def detection_config(args, config) -> dict:
         raise CLIError(f"--test-limit must be >= 0 (0: the set's 1000), received {test_limit}")
     return {"task": "detect", "pretrained": False, "freeze": "none", "fine_tune": 0, "cache_features": False,
             "input_size": None, "image_size": int(size), "net_size": int(net_size),
-            "test_limit": int(test_limit),
+            "test_limit": int(test_limit), "fresh_scenes": bool(getattr(args, "fresh_scenes", None)),
             "anchors_from": args.anchors or DETECT_DEFAULTS["anchors"]}
 
 

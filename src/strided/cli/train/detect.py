@@ -34,20 +34,27 @@ def scene_subset(scenes, indices):
 
 def load_detection_data(config) -> TrainingData:
     """The generated scenes (``limit`` training and ``test_limit`` test scenes of ``image_size``
-    pixels), with ``val_split`` of the training scenes held out (a seeded random choice)."""
+    pixels), with ``val_split`` of the training scenes held out (a seeded random choice).  With
+    ``fresh_scenes`` the training scenes are a :class:`~strided.data.scenes.FreshScenes` of
+    ``limit - n_val`` new scenes every epoch and the validation scenes its ``held_out(n_val)``."""
+    from ...data.scenes import FreshScenes
+
     train, test = load_data(config)
-    if not isinstance(getattr(train, "boxes", None), list):
+    if not isinstance(train, FreshScenes) and not isinstance(getattr(train, "boxes", None), list):
         raise CLIError(f"{config['data']} is not a scenes data set with boxes; --task detect takes "
                        f"{', '.join(DETECTION_DATA)}")
     n_val = int(round(config["val_split"] * len(train)))
-    if n_val:
+    if isinstance(train, FreshScenes):
+        fit = FreshScenes(len(train) - n_val, train.seed, **train.options)
+        val = train.held_out(n_val) if n_val else None
+    elif n_val:
         order = np.random.default_rng(config["seed"]).permutation(len(train))
         fit, val = scene_subset(train, np.sort(order[n_val:])), scene_subset(train, np.sort(order[:n_val]))
     else:
         fit, val = train, None
     if len(fit) == 0:
         raise CLIError(f"no training scenes left (--limit {config['limit']}, --val-split {config['val_split']})")
-    return TrainingData(train, test, fit, val, list(train.classes))
+    return TrainingData(train, test, fit, val, list(fit.classes))
 
 
 def choose_anchors(config, scenes, stride: int) -> tuple:

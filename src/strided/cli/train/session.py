@@ -135,7 +135,8 @@ def describe(s: Session) -> str:
     val = len(s.data.val) if s.data.val is not None else 0
     if is_detection(c):
         size = c["image_size"]
-        desc = f", input {size}x{size}x3, {len(c['anchors'])} anchors ({c['anchors_from']})"
+        desc = (f", input {size}x{size}x3, {len(c['anchors'])} anchors ({c['anchors_from']})"
+                + (", new training scenes every epoch" if c.get("fresh_scenes") else ""))
     return (f"training {c['model']} ({s.model.num_parameters():,} trainable parameters{desc}) on {c['data']}: "
             f"{len(s.data.fit):,} images, {val:,} for validation, {len(s.data.test):,} for testing -> {s.run}")
 
