@@ -8,8 +8,9 @@ Reads the run's ``results.json`` (data set, scene side, network side, anchors) a
 ``--ensemble RUN2 ...``: more runs on the same data, each model seeing the same views; all their boxes
 are pooled before the NMS (``predict_boxes([model, model2, ...], ...)``); writes ``tta_ensemble.json``.
 Each candidate is a set of network sides (comma-separated) with or without mirrored views
-(``--flip no | yes | both``); :func:`strided.detect.training.predict_boxes` pools the views' boxes
-before the per-class NMS.  Validation: the 300 held-out-split scenes of seed 2 that picked the best
+(``--flip no | yes | both``), merged by ``--merge nms | wbf | both``: :func:`strided.detect.training.predict_boxes`
+pools the views' boxes before the per-class NMS (nms), or fuses each view's own detections by weighted boxes
+fusion (wbf, ``--fuse-iou``).  Validation: the 300 held-out-split scenes of seed 2 that picked the best
 epoch; test: the 1000 of seed 1 (as yolo_scenes.py).  Writes ``tta.json`` in the run directory.
 """
 from __future__ import annotations
@@ -43,8 +44,9 @@ def parse_sizes(text: str) -> list:
     return sizes
 
 
-def score(model, scenes, sizes, flip) -> dict:
-    dets = predict_boxes(model, scenes.images, conf=0.001, iou=0.45, max_det=100, sizes=sizes, flip=flip)
+def score(model, scenes, sizes, flip, merge="nms", fuse_iou=0.55) -> dict:
+    dets = predict_boxes(model, scenes.images, conf=0.001, iou=0.45, max_det=100, sizes=sizes, flip=flip,
+                         merge=merge, fuse_iou=fuse_iou)
     r = evaluate(coco_predictions(dets), scenes.coco_ground_truth(), image_ids=list(range(len(scenes))),
                  category_ids=list(range(scenes.num_classes)))
     return {"mAP50": round(r["map50"], 4), "mAP50_95": round(r["map50_95"], 4), "mAP75": round(r["map75"], 4),
@@ -70,6 +72,10 @@ def main(argv=None):
     p.add_argument("--sizes", type=parse_sizes, nargs="+", required=True,
                    help="candidates: each a comma-separated list of network sides, e.g. 128 112,128,144")
     p.add_argument("--flip", choices=["no", "yes", "both"], default="no", help="mirrored views (both: try each)")
+    p.add_argument("--merge", choices=["nms", "wbf", "both"], default="nms",
+                   help="how the views (and models) become one answer: pooled before NMS, weighted boxes fusion, "
+                        "or try each")
+    p.add_argument("--fuse-iou", type=float, default=0.55, help="with --merge wbf: IoU above which boxes fuse")
     p.add_argument("--ensemble", nargs="+", default=[], metavar="RUN",
                    help="more runs whose models are pooled with the first one's (same data)")
     p.add_argument("--val", type=int, default=300)
@@ -89,25 +95,28 @@ def main(argv=None):
     val = make_scenes(source, args.val, scene, 4, seed=2, split="test")
     test = make_scenes(source, args.test, scene, 4, seed=1, split="test")
     flips = {"no": [False], "yes": [True], "both": [False, True]}[args.flip]
+    merges = {"nms": ["nms"], "wbf": ["wbf"], "both": ["nms", "wbf"]}[args.merge]
     rows = []
     for sizes in args.sizes:
         for flip in flips:
-            t0 = time.perf_counter()
-            v = score(model, val, sizes, flip)
-            rows.append({"sizes": sizes, "flip": flip, "val": v, "seconds_per_image": None})
-            rows[-1]["seconds_per_image"] = round((time.perf_counter() - t0) / len(val), 5)
-            print(f"sizes {sizes} flip {flip}: validation mAP50 {v['mAP50']:.4f} mAP50-95 {v['mAP50_95']:.4f}",
-                  flush=True)
+            for merge in merges:
+                t0 = time.perf_counter()
+                v = score(model, val, sizes, flip, merge, args.fuse_iou)
+                rows.append({"sizes": sizes, "flip": flip, "merge": merge, "val": v, "seconds_per_image": None})
+                rows[-1]["seconds_per_image"] = round((time.perf_counter() - t0) / len(val), 5)
+                print(f"sizes {sizes} flip {flip} merge {merge}: validation mAP50 {v['mAP50']:.4f} "
+                      f"mAP50-95 {v['mAP50_95']:.4f}", flush=True)
     best = max(rows, key=lambda r: r["val"]["mAP50"])
-    print(f"chosen on validation: sizes {best['sizes']} flip {best['flip']}", flush=True)
+    print(f"chosen on validation: sizes {best['sizes']} flip {best['flip']} merge {best['merge']}", flush=True)
     for r in rows:
-        r["test"] = score(model, test, r["sizes"], r["flip"])
+        r["test"] = score(model, test, r["sizes"], r["flip"], r["merge"], args.fuse_iou)
         mark = "  <- chosen" if r is best else ""
-        print(f"sizes {r['sizes']} flip {r['flip']}: test mAP50 {r['test']['mAP50']:.4f} mAP50-95 "
-              f"{r['test']['mAP50_95']:.4f} mAP75 {r['test']['mAP75']:.4f}{mark}", flush=True)
+        print(f"sizes {r['sizes']} flip {r['flip']} merge {r['merge']}: test mAP50 {r['test']['mAP50']:.4f} "
+              f"mAP50-95 {r['test']['mAP50_95']:.4f} mAP75 {r['test']['mAP75']:.4f}{mark}", flush=True)
     per_class = best["test"]["per_class_AP50"]
     print("chosen, per-class test AP50: " + ", ".join(f"{k} {v:.3f}" for k, v in per_class.items()))
-    out = {"candidates": rows, "chosen": {"sizes": best["sizes"], "flip": best["flip"]}}
+    out = {"candidates": rows, "chosen": {"sizes": best["sizes"], "flip": best["flip"], "merge": best["merge"]},
+           "fuse_iou": args.fuse_iou}
     if args.ensemble:
         out["ensemble"] = [args.run] + args.ensemble
     atomic_write_json(os.path.join(args.run, "tta_ensemble.json" if args.ensemble else "tta.json"), out)

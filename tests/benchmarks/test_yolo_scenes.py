@@ -53,7 +53,7 @@ def test_net_side_and_tta_are_recorded_and_scored(tmp_path):
     rows = report["candidates"]
     assert [(r["sizes"], r["flip"]) for r in rows] == [([64], False), ([64], True), ([48, 64], False), ([48, 64], True)]
     best = max(rows, key=lambda r: r["val"]["mAP50"])
-    assert report["chosen"] == {"sizes": best["sizes"], "flip": best["flip"]}
+    assert report["chosen"] == {"sizes": best["sizes"], "flip": best["flip"], "merge": "nms"}
     assert rows[0]["test"]["mAP50"] == pytest.approx(summary["test_mAP50"], abs=1e-4)      # the plain view
     assert rows[3]["test"]["mAP50"] == pytest.approx(summary["tta"]["test_mAP50"], abs=1e-4)
     bad = subprocess.run([sys.executable, SCRIPT.replace("yolo_scenes.py", "yolo_tta.py"), str(out), "--sizes", "50"],
@@ -67,6 +67,19 @@ def test_net_side_and_tta_are_recorded_and_scored(tmp_path):
     pooled = json.loads((out / "tta_ensemble.json").read_text())
     assert pooled["ensemble"] == [str(out), str(out)]
     assert [r["test"] for r in pooled["candidates"]] == [r["test"] for r in rows]
+    # --merge both: every view set once pooled before NMS (the numbers above) and once fused (WBF)
+    fused = subprocess.run([sys.executable, SCRIPT.replace("yolo_scenes.py", "yolo_tta.py"), str(out), "--sizes", "64",
+                            "48,64", "--merge", "both", "--val", "12", "--test", "16"], capture_output=True, text=True,
+                           timeout=300, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    assert fused.returncode == 0, fused.stderr[-2000:]
+    both = json.loads((out / "tta.json").read_text())["candidates"]
+    assert [(r["sizes"], r["merge"]) for r in both] == [([64], "nms"), ([64], "wbf"), ([48, 64], "nms"), ([48, 64], "wbf")]
+    assert both[0]["test"] == both[1]["test"] == rows[0]["test"]          # one view: nothing to fuse
+    assert both[2]["test"] == rows[2]["test"]
+    dets = predict_boxes(model, test.images, conf=0.001, iou=0.45, max_det=100, sizes=[48, 64], merge="wbf")
+    got = evaluate(coco_predictions(dets), test.coco_ground_truth(), image_ids=list(range(16)),
+                   category_ids=list(range(10)))["map50"]
+    assert both[3]["test"]["mAP50"] == pytest.approx(got, abs=1e-4)
 
 
 def test_fresh_scenes_train_and_say_so(tmp_path):

@@ -299,3 +299,31 @@ def test_predict_boxes_ensemble_pools_the_models_boxes():
         predict_boxes([], images)
     with pytest.raises(DetectionDataError, match=r"Identity has no .anchors"):
         predict_boxes([a, nn.Identity()], images)
+
+
+def test_predict_boxes_wbf_fuses_each_views_own_detections():
+    from strided.detect.fusion import weighted_boxes_fusion
+    from strided.models.yolo import yolo_tiny
+
+    sd.manual_seed(0)
+    a, b = yolo_tiny(num_classes=3, input_size=32), yolo_tiny(num_classes=3, input_size=32)
+    images = (np.random.default_rng(4).random((2, 48, 48, 3)) * 255).astype(np.uint8)
+    kw = dict(conf=0.01, max_det=40)
+    # each (model, view) alone, then fused with one source per (model, view)
+    singles = [predict_boxes(m, images, sizes=side, flip=False, **kw) for m in (a, b) for side in (32, 48)]
+    fused = predict_boxes([a, b], images, sizes=(32, 48), merge="wbf", fuse_iou=0.5, names=["p", "q", "r"], **kw)
+    for n in range(2):
+        found = [(d, t) for t, single in enumerate(singles) for d in single[n]]
+        boxes, scores, classes = weighted_boxes_fusion([d["box"] for d, _ in found], [d["score"] for d, _ in found],
+                                                       [d["class"] for d, _ in found], [t for _, t in found],
+                                                       num_sources=4, iou_threshold=0.5)
+        assert len(fused[n]) == min(40, len(boxes)) and len(boxes) > 0
+        np.testing.assert_allclose([d["box"] for d in fused[n]], boxes[:40])
+        np.testing.assert_allclose([d["score"] for d in fused[n]], scores[:40])
+        assert [d["name"] for d in fused[n]] == ["pqr"[k] for k in classes[:40]]
+    # one view of one model: nothing to fuse, the same answer as NMS
+    assert predict_boxes(a, images, sizes=32, merge="wbf", **kw) == predict_boxes(a, images, sizes=32, **kw)
+    with pytest.raises(DetectionDataError, match="merge must be 'nms' or 'wbf', received 'mean'"):
+        predict_boxes(a, images, merge="mean")
+    with pytest.raises(DetectionDataError, match="fuse_iou must be in"):
+        predict_boxes(a, images, merge="wbf", fuse_iou=2)

@@ -75,11 +75,13 @@ def coco_predictions(detections_per_image) -> list:
 
 
 def evaluate_detector(model, scenes, conf: float = EVAL_CONF, iou: float = 0.45, max_det: int = 100,
-                      confusion_conf: float = 0.25, batch_size: int = 64, sizes=None, flip: bool = False) -> dict:
+                      confusion_conf: float = 0.25, batch_size: int = 64, sizes=None, flip: bool = False,
+                      merge: str = "nms") -> dict:
     """COCO mAP of a YOLO ``model`` on a :class:`~strided.data.scenes.SceneSet` (eval mode, no gradients).
 
     Every image is predicted with :func:`~strided.detect.training.predict_boxes` (``conf``, ``iou``,
-    ``max_det``; ``sizes`` and ``flip``: the network's side(s) and mirrored views, as there; boxes
+    ``max_det``; ``sizes``, ``flip`` and ``merge``: the network's side(s), mirrored views and how the views
+    become one answer, as there; boxes
     in pixels of the scene) and scored against the scene's boxes with
     :func:`strided.detect.metrics.evaluate` (all classes and images of the set count).  Returns its
     dict plus ``detections`` (per image), ``predictions`` / ``ground_truth`` (the COCO lists) and
@@ -90,7 +92,7 @@ def evaluate_detector(model, scenes, conf: float = EVAL_CONF, iou: float = 0.45,
     from .plots import detection_confusion_matrix
 
     detections = predict_boxes(model, scenes.images, conf, iou, max_det, batch_size=batch_size, sizes=sizes,
-                               flip=flip)
+                               flip=flip, merge=merge)
     predictions = coco_predictions(detections)
     ground_truth = scenes.coco_ground_truth()
     num_classes = len(scenes.classes)

@@ -27,6 +27,7 @@ from ..errors import StridedError
 from ..tensor import as_tensor, no_grad
 from .anchors import check_anchors
 from .decode import check_thresholds, detections_from_head
+from .fusion import weighted_boxes_fusion
 from .yolo import assign_targets, decode, yolo_loss
 
 __all__ = ["collate_detection", "YoloLoss", "DetectionMAP", "decode_detections", "predict_boxes",
@@ -229,10 +230,10 @@ def _check_sizes(sizes) -> tuple:
     return tuple(int(s) for s in values)
 
 
-def _decoded_views(model, x, sizes, flip: bool):
-    """Decoded boxes (normalised xyxy), objectness and class probabilities of every view of the
-    batch ``x``, concatenated per image: ``(N, K, 4)``, ``(N, K)``, ``(N, K, C)``."""
-    boxes, objectness, probs = [], [], []
+def _decoded_views(model, x, sizes, flip: bool) -> list:
+    """Decoded boxes (normalised xyxy), objectness and class probabilities of each view of the
+    batch ``x``: a list with one ``((N, K, 4), (N, K), (N, K, C))`` per view."""
+    views = []
     for size in sizes:
         view = x if size is None else resize_batch(x, size)
         for mirrored in ((False, True) if flip else (False,)):
@@ -243,14 +244,27 @@ def _decoded_views(model, x, sizes, flip: bool):
             b = b.reshape(n, -1, 4)
             if mirrored:                       # x -> 1 - x: the mirrored view's boxes back in the image
                 b = hflip_boxes(b.reshape(-1, 4), 1.0).reshape(b.shape)
-            boxes.append(b)
-            objectness.append(o.reshape(n, -1))
-            probs.append(p.reshape(n, -1, p.shape[-1]))
-    return np.concatenate(boxes, 1), np.concatenate(objectness, 1), np.concatenate(probs, 1)
+            views.append((b, o.reshape(n, -1), p.reshape(n, -1, p.shape[-1])))
+    return views
+
+
+def _fused_detections(per_view, max_det: int, fuse_iou: float, names) -> list:
+    """One image's detections from each view's own (thresholded, NMS'd) detections, by
+    :func:`~strided.detect.fusion.weighted_boxes_fusion` (each view one source)."""
+    found = [(d, t) for t, dets in enumerate(per_view) for d in dets]
+    if not found:
+        return []
+    boxes, scores, classes = weighted_boxes_fusion(
+        [d["box"] for d, _ in found], [d["score"] for d, _ in found], [d["class"] for d, _ in found],
+        [t for _, t in found], num_sources=len(per_view), iou_threshold=fuse_iou)
+    return [{"box": [float(v) for v in b], "score": float(sc), "class": int(k),
+             "name": str(names[k]) if names is not None else str(int(k))}
+            for b, sc, k in zip(boxes[:max_det], scores[:max_det], classes[:max_det])]
 
 
 def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det: int = 100,
-                  names=None, batch_size: int = 32, sizes=None, flip: bool = False) -> list:
+                  names=None, batch_size: int = 32, sizes=None, flip: bool = False, merge: str = "nms",
+                  fuse_iou: float = 0.55) -> list:
     """Run a YOLO ``model`` (with ``.anchors`` and ``.num_classes``, e.g. ``yolo_tiny``) on
     ``images`` ``(N, H, W, 3)`` (uint8, or float in [0, 1]) in eval mode without gradients.
 
@@ -271,6 +285,14 @@ def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det:
     **ensemble**; anchors may differ): each model sees the same views and all their boxes are
     pooled the same way.  ``[m, m]`` gives exactly ``m``'s answer (each box's twin is
     suppressed, equal scores keep the first).
+
+    ``merge``: how several views (and models) become one answer.  ``"nms"`` (default): pooled
+    before the NMS, as above.  ``"wbf"``: each view of each model gives its own detections
+    (``conf``, ``iou``, ``max_det`` as for one view), then
+    :func:`~strided.detect.fusion.weighted_boxes_fusion` averages the boxes of one object
+    (IoU > ``fuse_iou``) weighted by score and scales each score by the share of the views
+    that found it; at most ``max_det`` are kept.  With one view and one model both give the
+    same answer.
     """
     images = np.asarray(images)
     if images.ndim == 3:
@@ -289,6 +311,10 @@ def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det:
     if len(classes) > 1:
         raise DetectionDataError(f"an ensemble's models must have the same number of classes, received {classes}")
     check_thresholds(conf, iou, max_det)
+    if merge not in ("nms", "wbf"):
+        raise DetectionDataError(f"merge must be 'nms' or 'wbf', received {merge!r}")
+    if not 0.0 <= fuse_iou <= 1.0:
+        raise DetectionDataError(f"fuse_iou must be in [0, 1], received {fuse_iou!r}")
     views = (None,) if sizes is None else _check_sizes(sizes)
     x = to_float(images)
     H, W = x.shape[1:3]
@@ -299,7 +325,14 @@ def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det:
     try:
         with no_grad():
             for start in range(0, len(x), batch_size):
-                parts = [_decoded_views(member, x[start:start + batch_size], views, bool(flip)) for member in models]
+                parts = [view for member in models
+                         for view in _decoded_views(member, x[start:start + batch_size], views, bool(flip))]
+                if merge == "wbf" and len(parts) > 1:
+                    results += [_fused_detections([detections_from_head(b[n], o[n], p[n], (W, H), (W, H), conf, iou,
+                                                                        max_det, letterbox=False) for b, o, p in parts],
+                                                  max_det, fuse_iou, names)
+                                for n in range(parts[0][0].shape[0])]
+                    continue
                 boxes, objectness, probs = (np.concatenate(arrays, 1) for arrays in zip(*parts))
                 results += [detections_from_head(boxes[n], objectness[n], probs[n], (W, H), (W, H), conf, iou,
                                                  max_det, letterbox=False, names=names)

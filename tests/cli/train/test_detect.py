@@ -227,7 +227,7 @@ def test_net_size_trains_on_resized_scenes_and_detect_uses_it(tmp_path, capsys):
     assert metrics["test_mAP50"] == pytest.approx(expected_map, abs=1e-6)
 
 
-def test_evaluate_with_sizes_and_flip_pools_the_views(run, tmp_path, capsys):
+def test_evaluate_with_sizes_and_flip_pools_the_views(run, tmp_path, capsys, monkeypatch):
     """`strided evaluate RUN --sizes 48 64 --tta flip`: the mAP of predict_boxes with those views (by
     pycocotools), recorded in metrics.json under its own key next to the plain one."""
     from strided.checkpoint import load_weights
@@ -251,6 +251,21 @@ def test_evaluate_with_sizes_and_flip_pools_the_views(run, tmp_path, capsys):
     dets = predict_boxes(model, test.images, conf=0.001, iou=0.45, max_det=100, sizes=[48, 64], flip=True)
     expected = coco_map50(coco_predictions(dets), ground_truth_of(test), list(range(TEST)), list(range(10)))
     assert views["mAP50"] == pytest.approx(expected, abs=1e-6)
+    # --merge wbf: the same views fused by weighted boxes fusion, under a key of its own
+    from strided.detect import report
+
+    calls = []
+    monkeypatch.setattr(report, "predict_boxes", lambda *a, **kw: calls.append(kw) or predict_boxes(*a, **kw))
+    assert main(["evaluate", str(run), "--sizes", "48", "64", "--tta", "flip", "--merge", "wbf"]) == 0
+    assert [(c["sizes"], c["flip"], c["merge"]) for c in calls] == [([48, 64], True, "wbf")]
+    out = capsys.readouterr().out
+    assert "sizes 48 64, flipped too, weighted boxes fusion" in out
+    fused = strict_json((run / "metrics.json").read_text())["evaluate"]["best sizes 48,64 flip wbf"]
+    assert fused["merge"] == "wbf" and views["merge"] == "nms"
+    dets = predict_boxes(model, test.images, conf=0.001, iou=0.45, max_det=100, sizes=[48, 64], flip=True,
+                         merge="wbf")
+    expected = coco_map50(coco_predictions(dets), ground_truth_of(test), list(range(TEST)), list(range(10)))
+    assert fused["mAP50"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_fresh_scenes_are_new_every_epoch_held_out_for_validation_and_resume_exactly(tmp_path, capsys):

@@ -61,6 +61,8 @@ def test_bad_ensembles_are_refused(seed_runs, tmp_path, capsys):
     assert "--weights needs --ensemble" in capsys.readouterr().err
     assert main(["evaluate", a, "--sizes", "64"]) == 2
     assert "--sizes goes with a detection run" in capsys.readouterr().err
+    assert main(["evaluate", a, "--merge", "wbf"]) == 2
+    assert "--merge goes with a detection run" in capsys.readouterr().err
     other = tmp_path / "mnist"
     assert main(["train", "--data", "mnist-5k", "--epochs", "1", "--limit", "100", "--no-progress",
                  "--out", str(other)]) == 0

@@ -114,6 +114,10 @@ def add_evaluate_parser(subparsers):
     p.add_argument("--sizes", type=int, nargs="+", default=None, metavar="N",
                    help="detection runs: the network sides to run at (default: the run's --net-size); several "
                         "sides, or --tta flip (mirrored views), pool every view's boxes before NMS")
+    p.add_argument("--merge", choices=("nms", "wbf"), default=None,
+                   help="detection runs with several views: nms (default) pools their boxes before NMS; wbf fuses "
+                        "each view's own detections (weighted boxes fusion: boxes of one object averaged by score, "
+                        "scores scaled by the share of the views that found it)")
     p.set_defaults(func=cmd_evaluate)
 
 

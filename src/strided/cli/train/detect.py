@@ -115,20 +115,21 @@ def make_detection_session(run, config, data, model, progress: bool) -> Session:
 
 
 def detection_report(run, model, test, config, history=None, checkpoint: str = "best", sizes=None,
-                     flip: bool = False) -> tuple[dict, list]:
+                     flip: bool = False, merge: str = "nms") -> tuple[dict, list]:
     """COCO mAP of ``model`` on the test scenes; metrics.json and the pictures (pr_curve.png,
     confusion.png with background, predictions.png; curves.png when ``history`` is given).
 
-    ``sizes`` (default: the run's network side) and ``flip``: the views of
+    ``sizes`` (default: the run's network side), ``flip`` and ``merge``: the views of
     :func:`~strided.detect.training.predict_boxes` (several, or mirrored: test-time augmentation,
-    recorded in metrics.json under its own key)."""
+    recorded in metrics.json under its own key) and how they become one answer (pooled before NMS,
+    or weighted boxes fusion)."""
     from ...checkpoint import json_safe
     from ...detect.plots import plot_detection_confusion, plot_pr_curves
     from ...detect.report import EVAL_CONF, evaluate_detector, plot_detection_curves, plot_detections_grid
 
     classes = list(config["classes"])
     views = [detection_net_size(config)] if sizes is None else [int(s) for s in sizes]
-    result = evaluate_detector(model, test, sizes=views, flip=flip)
+    result = evaluate_detector(model, test, sizes=views, flip=flip, merge=merge)
     per_class = {name: {"ap50": ap["ap50"], "ap50_95": ap["ap50_95"], "boxes": ap["num_gt"]}
                  for name, ap in zip(classes, result["per_class"].values())}
     numbers = {"mAP50": result["map50"], "mAP50-95": result["map50_95"], "mAP75": result["map75"],
@@ -136,13 +137,14 @@ def detection_report(run, model, test, config, history=None, checkpoint: str = "
                "confusion": result["confusion"].tolist(), "checkpoint": checkpoint,
                "definition": f"COCO (pycocotools): 101-point AP, IoU 0.50 and 0.50:0.05:0.95, score > {EVAL_CONF}, "
                              f"NMS IoU 0.45, at most 100 boxes per image; confusion: score >= 0.25, IoU >= 0.5",
-               "sizes": views, "flip": bool(flip)}
+               "sizes": views, "flip": bool(flip), "merge": merge}
     metrics = run.read_metrics()
     if history is not None:
         metrics.update(history=history, classes=classes, test_mAP50=result["map50"],
                        test_mAP50_95=result["map50_95"], test_count=len(test), checkpoint=checkpoint)
     tta = views != [detection_net_size(config)] or flip
     key = checkpoint + (f" sizes {','.join(map(str, views))}{' flip' if flip else ''}" if tta else "")
+    key += " wbf" if tta and merge == "wbf" else ""
     metrics.setdefault("evaluate", {})[key] = numbers
     run.write_metrics(json_safe(metrics))
     pictures = []
@@ -214,9 +216,13 @@ def evaluate_detection(args, config) -> int:
     run, _, model = load_run(args.run_dir[0], args.checkpoint)
     _, test = load_data({**config, "limit": 1})         # the test scenes do not depend on the training count
     flip = args.tta == "flip"
-    result, pictures = detection_report(run, model, test, config, checkpoint=args.checkpoint, sizes=sizes, flip=flip)
+    merge = args.merge or "nms"
+    result, pictures = detection_report(run, model, test, config, checkpoint=args.checkpoint, sizes=sizes, flip=flip,
+                                        merge=merge)
     views = sizes or [detection_net_size(config)]
-    tta = f", sizes {' '.join(map(str, views))}{', flipped too' if flip else ''}"
+    several = len(views) > 1 or flip
+    tta = (f", sizes {' '.join(map(str, views))}{', flipped too' if flip else ''}"
+           f"{', weighted boxes fusion' if several and merge == 'wbf' else ''}")
     print_detection_result(result, config["classes"], f"{config['model']} on {config['data']} "
                                                       f"({args.checkpoint} checkpoint{tta}, {len(test):,} test scenes)")
     for path in pictures:

@@ -23,8 +23,9 @@ def cmd_evaluate(args) -> int:
     config = RunDir(run_dirs[0]).read_config()
     if is_detection(config) and len(run_dirs) == 1 and not args.ensemble:
         return evaluate_detection(args, config)
-    if getattr(args, "sizes", None):
-        raise CLIError(f"--sizes goes with a detection run; {run_dirs[0]} is a {config.get('task', 'classify')} run")
+    for flag, given in (("--sizes", getattr(args, "sizes", None)), ("--merge", getattr(args, "merge", None))):
+        if given:
+            raise CLIError(f"{flag} goes with a detection run; {run_dirs[0]} is a {config.get('task', 'classify')} run")
     config, model, what = load_classifier(run_dirs, args, "evaluate")
     if args.tta != "none":
         model = TTAModel(model, args.tta)
