@@ -298,3 +298,39 @@ def test_fresh_scenes_are_new_every_epoch_held_out_for_validation_and_resume_exa
     assert [h["loss"] for h in a] == pytest.approx([h["loss"] for h in b], rel=1e-6)
     assert main(["train", "--fresh-scenes", "--out", str(tmp_path / "c")]) == 2
     assert "--fresh-scenes goes with --task detect" in capsys.readouterr().err
+
+
+def test_evaluate_an_ensemble_of_detection_runs(run, tmp_path, capsys):
+    """`strided evaluate RUN_A RUN_B --ensemble`: both models see every member's network side (48 and 64 here)
+    and their boxes are pooled before NMS (or fused with --merge wbf): the mAP of predict_boxes([a, b], ...)."""
+    import re
+
+    from strided.cli.common import load_run
+    from strided.data import load
+    from strided.detect.report import coco_predictions
+    from strided.detect.training import predict_boxes
+
+    other = tmp_path / "net64"
+    assert train(other, "--epochs", "1", "--net-size", "64") == 0
+    models = [load_run(r)[2] for r in (run, other)]
+    _, test = load("digit-scenes", train=1, test=TEST, size=SIZE)
+    before = (run / "metrics.json").read_text()
+    for merge in ("nms", "wbf"):
+        capsys.readouterr()
+        assert main(["evaluate", str(run), str(other), "--ensemble", "--merge", merge]) == 0
+        out = capsys.readouterr().out
+        how = "fused (weighted boxes fusion)" if merge == "wbf" else "pooled before NMS"
+        assert f"ensemble of 2 on digit-scenes (best checkpoints, sizes 48 64, boxes {how}, {TEST} test scenes)" in out
+        dets = predict_boxes(models, test.images, conf=0.001, iou=0.45, max_det=100, sizes=[48, 64], merge=merge)
+        expected = coco_map50(coco_predictions(dets), ground_truth_of(test), list(range(TEST)), list(range(10)))
+        assert float(re.search(r"mAP50 ([0-9.]+)", out).group(1)) == pytest.approx(expected, abs=5e-5)
+    assert (run / "metrics.json").read_text() == before                 # an ensemble writes nothing into a run
+    assert main(["evaluate", str(run), str(other)]) == 2
+    assert "to pool their detections add --ensemble" in capsys.readouterr().err
+    assert main(["evaluate", str(run), str(other), "--ensemble", "--weights", "1,2"]) == 2
+    assert "--weights is for classification ensembles" in capsys.readouterr().err
+    classifier = tmp_path / "mnist"
+    assert main(["train", "--data", "mnist-5k", "--epochs", "1", "--limit", "100", "--no-progress",
+                 "--out", str(classifier)]) == 0
+    assert main(["evaluate", str(run), str(classifier), "--ensemble"]) == 2
+    assert f"--ensemble: {classifier} is not a detection run" in capsys.readouterr().err

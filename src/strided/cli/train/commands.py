@@ -132,7 +132,8 @@ def add_tta_arguments(p) -> None:
     g.add_argument("--tta", choices=("none", "flip", "10crop"), default="none",
                    help="test-time augmentation (default none)")
     g.add_argument("--ensemble", action="store_true",
-                   help="average several runs (RUN_DIR RUN_B ...): same classes and input shape required")
+                   help="average several runs (RUN_DIR RUN_B ...): same classes and input shape required; "
+                        "detection runs (evaluate): every member's boxes pooled (--merge), same data and classes")
     g.add_argument("--weights", default=None, metavar="W1,W2,...",
                    help="with --ensemble: one weight per run, normalised to sum to 1 (default equal)")
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..common import build_model, detection_net_size, load_data, load_run
+from ..common import build_model, detection_net_size, is_detection, load_data, load_run
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, CLIError
 from .config import DETECTION_DATA
 from .session import Session, TrainingData, describe, make_trainer, run_phases, was_interrupted, writing_run
 
 __all__ = ["NUM_ANCHORS", "scene_subset", "load_detection_data", "choose_anchors", "make_detection_session",
-           "detection_report", "print_detection_result", "train_detection", "evaluate_detection"]
+           "detection_report", "print_detection_result", "train_detection", "evaluate_detection",
+           "evaluate_detectors"]
 
 
 NUM_ANCHORS = 5
@@ -205,7 +206,7 @@ def train_detection(args, run, config, resumed) -> int:
 
 
 def evaluate_detection(args, config) -> int:
-    """``strided evaluate RUN_DIR`` of a detection run."""
+    """``strided evaluate RUN_DIR`` of a detection run; with ``--ensemble`` several (:func:`evaluate_detectors`)."""
     if args.tta not in ("none", "flip"):
         raise CLIError(f"--tta {args.tta} is for classification runs; a detection run takes --tta flip and "
                        f"--sizes N [N ...]")
@@ -213,6 +214,10 @@ def evaluate_detection(args, config) -> int:
     for s in sizes or ():
         if s < 32 or s % 16:
             raise CLIError(f"--sizes must be multiples of 16 and >= 32 for {config['model']}, received {s}")
+    if args.weights is not None:
+        raise CLIError("--weights is for classification ensembles; a detection ensemble pools every member's boxes")
+    if len(args.run_dir) > 1 or args.ensemble:
+        return evaluate_detectors(args, config, sizes)
     run, _, model = load_run(args.run_dir[0], args.checkpoint)
     _, test = load_data({**config, "limit": 1})         # the test scenes do not depend on the training count
     flip = args.tta == "flip"
@@ -227,4 +232,36 @@ def evaluate_detection(args, config) -> int:
                                                       f"({args.checkpoint} checkpoint{tta}, {len(test):,} test scenes)")
     for path in pictures:
         print(f"wrote {path}")
+    return EXIT_OK
+
+
+def evaluate_detectors(args, config, sizes) -> int:
+    """``strided evaluate RUN_A RUN_B ... --ensemble`` of detection runs: every model sees the same views
+    (``--sizes``, default every member's network side; ``--tta flip``) and their boxes become one answer
+    (``--merge``: pooled before NMS, or fused); printed, nothing written (the runs stay as they are)."""
+    from ...detect.report import evaluate_detector
+
+    if not args.ensemble:
+        raise CLIError(f"evaluate received {len(args.run_dir)} run directories ({', '.join(map(str, args.run_dir))}); "
+                       f"to pool their detections add --ensemble")
+    models, configs = [], []
+    for run_dir in args.run_dir:
+        _, member, model = load_run(run_dir, args.checkpoint)
+        if not is_detection(member):
+            raise CLIError(f"--ensemble: {run_dir} is not a detection run, {args.run_dir[0]} is")
+        for key in ("data", "classes", "image_size"):
+            if member[key] != config[key]:
+                raise CLIError(f"--ensemble: {run_dir} and {args.run_dir[0]} differ in their {key}: {member[key]} vs "
+                               f"{config[key]}; detection members must share data set, classes and scene side")
+        configs.append(member)
+        models.append(model)
+    views = sizes or sorted({detection_net_size(c) for c in configs})
+    _, test = load_data({**config, "limit": 1})
+    flip, merge = args.tta == "flip", args.merge or "nms"
+    result = evaluate_detector(models, test, sizes=views, flip=flip, merge=merge)
+    how = "fused (weighted boxes fusion)" if merge == "wbf" else "pooled before NMS"
+    print_detection_result(result, config["classes"],
+                           f"ensemble of {len(models)} on {config['data']} ({args.checkpoint} checkpoints, sizes "
+                           f"{' '.join(map(str, views))}{', flipped too' if flip else ''}, boxes {how}, "
+                           f"{len(test):,} test scenes)")
     return EXIT_OK

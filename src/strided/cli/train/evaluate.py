@@ -21,7 +21,7 @@ def cmd_evaluate(args) -> int:
 
     run_dirs = list(args.run_dir)
     config = RunDir(run_dirs[0]).read_config()
-    if is_detection(config) and len(run_dirs) == 1 and not args.ensemble:
+    if is_detection(config):
         return evaluate_detection(args, config)
     for flag, given in (("--sizes", getattr(args, "sizes", None)), ("--merge", getattr(args, "merge", None))):
         if given:
