@@ -275,6 +275,10 @@ def test_generated_sets_take_their_size_options():
     np.testing.assert_array_equal(train.images, make_scenes("digits", 6, 32, 4, seed=0, split="train").images)
     loc, _ = load("digit-loc", train=4, test=2, size=32)
     assert isinstance(loc, LocalizationSet) and loc.landmarks.shape == (4, 4, 2)
-    with pytest.raises(ValueError, match=r"'digit-scenes' takes only train, test, size, received \['colour'\]"):
+    with pytest.raises(ValueError, match=r"'digit-scenes' takes only train, test, size, fresh, received \['colour'\]"):
         load("digit-scenes", colour=3)
+    with pytest.raises(ValueError, match=r"'digit-loc' takes only train, test, size, received \['fresh'\]"):
+        load("digit-loc", fresh=True)
+    fresh, _ = load("digit-scenes", train=6, test=3, size=32, fresh=True)
+    assert type(fresh).__name__ == "FreshScenes" and len(fresh) == 6
     assert "generated from mnist-5k" in DATASETS["digit-scenes"].how_to_get

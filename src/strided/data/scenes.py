@@ -842,12 +842,14 @@ SCENE_GLYPH_SOURCE = {"digit-loc": "mnist-5k", "fashion-loc": "fashion-mnist", "
 def register_scene_datasets(registry: dict = DATASETS) -> None:
     """Add the generated sets to the named data sets (:data:`strided.data.sources.DATASETS`), so
     ``load("digit-scenes", train=500, size=48)`` and ``strided data list`` know them.  Each is
-    present when its glyphs are (mnist-5k or fashion-mnist: the same files and install)."""
+    present when its glyphs are (mnist-5k or fashion-mnist: the same files and install); the
+    scenes sets also take ``fresh`` (:class:`FreshScenes` for training)."""
     for name, (builder, description) in SCENE_DATASETS.items():
         glyphs = registry[SCENE_GLYPH_SOURCE[name]]
+        options = SCENE_OPTIONS + (("fresh",) if builder in (digit_scenes, fashion_scenes) else ())
         registry[name] = DataSource(name, f"{description} (generated)", builder, glyphs.locator,
                                     f"generated from {glyphs.name} and the photos of scikit-image; "
-                                    f"{glyphs.name}: {glyphs.how_to_get}", glyphs.install, SCENE_OPTIONS)
+                                    f"{glyphs.name}: {glyphs.how_to_get}", glyphs.install, options)
 
 
 register_scene_datasets()

@@ -326,7 +326,7 @@ DATASETS: dict[str, DataSource] = {s.name: s for s in [
 
 # the generated sets (digit-scenes, ...) are added to DATASETS by strided.data.scenes when
 # strided.data is imported (scenes builds on the loaders above; see register_scene_datasets)
-SCENE_OPTIONS = ("train", "test", "size", "fresh")
+SCENE_OPTIONS = ("train", "test", "size")
 
 PATTERNS = {
     "folder:PATH": "your images, PATH/<class>/*.jpg|jpeg|png|bmp (or PATH/train, PATH/test)",
