@@ -38,7 +38,7 @@ import numpy as np
 from ..tensor import Tensor
 from .suppression import batched_nms
 
-__all__ = ["decode_region", "decode_yolo", "decode_head", "boxes_to_image", "detections_from_head",
+__all__ = ["decode_region", "decode_yolo", "decode_head", "boxes_to_image", "detections_from_head", "detection_records",
            "letterbox_size", "split_head", "sigmoid", "check_thresholds"]
 
 
@@ -203,9 +203,15 @@ def detections_from_head(boxes, objectness, class_probs, image_size, input_size,
     pixel = boxes_to_image(boxes[box_idx], image_size, input_size, letterbox, clip=False)
     kept = batched_nms(pixel, s, cls, iou, max_boxes=max_det)
     out_boxes = boxes_to_image(boxes[box_idx[kept]], image_size, input_size, letterbox, clip=True)
-    detections = []
-    for b, k, score in zip(out_boxes, cls[kept], s[kept]):
+    return detection_records(out_boxes, s[kept], cls[kept], names)
+
+
+def detection_records(boxes, scores, classes, names=None) -> list:
+    """The detections users get: one ``{"box": [x1, y1, x2, y2], "score": s, "class": k, "name":
+    names[k] or str(k)}`` per row of ``boxes`` ``(M, 4)``, ``scores`` ``(M,)``, ``classes`` ``(M,)``."""
+    records = []
+    for b, score, k in zip(boxes, scores, classes):
         k = int(k)
         name = names[k] if names is not None and k < len(names) else str(k)
-        detections.append({"box": [float(v) for v in b], "score": float(score), "class": k, "name": name})
-    return detections
+        records.append({"box": [float(v) for v in b], "score": float(score), "class": k, "name": name})
+    return records

@@ -26,7 +26,7 @@ from ..data.image import to_float
 from ..errors import StridedError
 from ..tensor import as_tensor, no_grad
 from .anchors import check_anchors
-from .decode import check_thresholds, detections_from_head
+from .decode import check_thresholds, detection_records, detections_from_head
 from .fusion import weighted_boxes_fusion
 from .yolo import assign_targets, decode, yolo_loss
 
@@ -257,9 +257,7 @@ def _fused_detections(per_view, max_det: int, fuse_iou: float, names) -> list:
     boxes, scores, classes = weighted_boxes_fusion(
         [d["box"] for d, _ in found], [d["score"] for d, _ in found], [d["class"] for d, _ in found],
         [t for _, t in found], num_sources=len(per_view), iou_threshold=fuse_iou)
-    return [{"box": [float(v) for v in b], "score": float(sc), "class": int(k),
-             "name": str(names[k]) if names is not None else str(int(k))}
-            for b, sc, k in zip(boxes[:max_det], scores[:max_det], classes[:max_det])]
+    return detection_records(boxes[:max_det], scores[:max_det], classes[:max_det], names)
 
 
 def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det: int = 100,
@@ -332,11 +330,11 @@ def predict_boxes(model, images, conf: float = 0.25, iou: float = 0.45, max_det:
                                                                         max_det, letterbox=False) for b, o, p in parts],
                                                   max_det, fuse_iou, names)
                                 for n in range(parts[0][0].shape[0])]
-                    continue
-                boxes, objectness, probs = (np.concatenate(arrays, 1) for arrays in zip(*parts))
-                results += [detections_from_head(boxes[n], objectness[n], probs[n], (W, H), (W, H), conf, iou,
-                                                 max_det, letterbox=False, names=names)
-                            for n in range(boxes.shape[0])]
+                else:
+                    boxes, objectness, probs = (np.concatenate(arrays, 1) for arrays in zip(*parts))
+                    results += [detections_from_head(boxes[n], objectness[n], probs[n], (W, H), (W, H), conf, iou,
+                                                     max_det, letterbox=False, names=names)
+                                for n in range(boxes.shape[0])]
     finally:
         for member, training in zip(models, was_training):
             if training:

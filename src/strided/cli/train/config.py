@@ -29,7 +29,8 @@ DETECT_DEFAULTS = {"model": "yolo_tiny", "data": "digit-scenes", "input_size": 9
 DETECTION_DATA = ("digit-scenes", "fashion-scenes")
 # options that --resume accepts: the rest is fixed by the run's config.json
 RESUME_OPTIONS = ("resume", "epochs", "no_progress")
-DETECT_OPTIONS = ("task", "test_limit", "anchors", "net_size", "fresh_scenes")     # given on resume: refused like the others
+# given on resume: refused like the others
+DETECT_OPTIONS = ("task", "test_limit", "anchors", "net_size", "fresh_scenes")
 
 
 def option_flag(name: str) -> str:
